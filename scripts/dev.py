@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""The project's two commands, needing nothing but Python 3.10+.
+
+    python3 scripts/dev.py demo    set up, start the Coupa emulator and run the demo
+    python3 scripts/dev.py test    set up, then lint, type-check and run the whole test suite
+
+Setting up makes virtual environments under the checkout (``.venv`` for the newest Airflow), installs uv into a
+small bootstrap venv and uses it to install the package in editable mode with its test tools. A stamp file skips
+the install when nothing it depends on changed, so repeated runs start at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS = ROOT / ".venv-tools"
+#: The Airflow line each environment runs; the newest 3.x is the default everywhere.
+ENVIRONMENTS = {"af3": (".venv", "apache-airflow==3.3.2")}
+
+
+def _run(cmd: list[str | Path], **kw: object) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT, **kw)  # type: ignore[call-overload]
+
+
+def _bin(venv: Path, name: str) -> Path:
+    return venv / ("Scripts" if os.name == "nt" else "bin") / name
+
+
+def _uv() -> Path:
+    uv = _bin(TOOLS, "uv")
+    if not uv.exists():
+        _run([sys.executable, "-m", "venv", TOOLS])
+        _run([_bin(TOOLS, "python"), "-m", "pip", "install", "--quiet", "uv"])
+    return uv
+
+
+def setup(leg: str = "af3") -> Path:
+    """Make (or reuse) the environment for ``leg`` and return its python."""
+    venv_name, airflow_req = ENVIRONMENTS[leg]
+    venv = ROOT / venv_name
+    stamp_src = (ROOT / "pyproject.toml").read_bytes() + airflow_req.encode() + sys.version.encode()
+    digest = hashlib.sha256(stamp_src).hexdigest()
+    stamp = venv / ".coupa-stamp"
+    python = _bin(venv, "python")
+    if python.exists() and stamp.exists() and stamp.read_text() == digest:
+        return python
+    started = time.monotonic()
+    uv = _uv()
+    if not python.exists():
+        _run([uv, "venv", "--quiet", "--python", sys.executable, venv])
+    env = {**os.environ, "VIRTUAL_ENV": str(venv)}
+    _run([uv, "pip", "install", "--quiet", "--compile-bytecode", airflow_req, "-e", ".[dev]"], env=env)
+    stamp.write_text(digest)
+    print(f"environment {venv_name} ready in {time.monotonic() - started:.0f}s", flush=True)
+    return python
+
+
+def demo() -> int:
+    python = setup()
+    return subprocess.call([str(python), "-m", "airflow_provider_coupa_ihr.demo"], cwd=ROOT)
+
+
+def test(extra: list[str]) -> int:
+    python = setup()
+    venv_bin = python.parent
+    steps: list[tuple[str, list[str]]] = [
+        ("ruff", [str(venv_bin / "ruff"), "check", "."]),
+        ("mypy", [str(venv_bin / "mypy")]),
+        ("pytest", [str(python), "-m", "pytest", *extra]),
+    ]
+    failed = []
+    for name, cmd in steps:
+        started = time.monotonic()
+        print(f"\n=== {name}", flush=True)
+        code = subprocess.call(cmd, cwd=ROOT)
+        print(f"=== {name}: {'ok' if code == 0 else f'FAILED (exit {code})'} in {time.monotonic() - started:.0f}s")
+        if code != 0:
+            failed.append(name)
+    if failed:
+        print(f"\nFAILED: {', '.join(failed)}", flush=True)
+        return 1
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("demo", "test", "setup"):
+        print(__doc__)
+        return 2
+    if argv[0] == "demo":
+        return demo()
+    if argv[0] == "setup":
+        print(setup())
+        return 0
+    return test(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
