@@ -16,10 +16,15 @@ __all__ = [
     "DOCUMENT_TYPES",
     "ERROR_FIELDS",
     "INTEGRATION_FIELDS",
+    "QUERY_OPERATORS",
+    "RATE_LIMIT_BURST",
+    "RATE_LIMIT_PER_SECOND",
+    "READ_SCOPE",
     "RECORD_FIELDS",
     "RESPONSE_FIELDS",
     "RUN_FIELDS",
     "RUN_STATUSES",
+    "WRITE_SCOPE",
     "Field",
     "Problem",
     "check_fields",
@@ -67,8 +72,31 @@ DOCUMENT_TYPES: tuple[str, ...] = (
 #: The contact types an integration's contacts carry; ``create_alert`` notifies the contacts of the record's type.
 CONTACT_ALERT_TYPES: tuple[str, ...] = ("Technical", "Functional", "Both")
 
+#: Coupa's filter operators (``field[op]=value``); plain ``field=value`` is equality.
+QUERY_OPERATORS: tuple[str, ...] = (
+    "contains",
+    "starts_with",
+    "ends_with",
+    "gt",
+    "lt",
+    "gt_or_eq",
+    "lt_or_eq",
+    "not_eq",
+    "in",
+    "not_in",
+    "blank",
+)
+
 #: Statuses an integration run moves through (Coupa's own words, as its API returns them).
 RUN_STATUSES: tuple[str, ...] = ("pending", "running", "paused", "successful", "failed")
+
+#: OAuth scopes of Coupa's integration APIs: reads (index, show) need the first, every other call the second.
+READ_SCOPE = "core.integration.read"
+WRITE_SCOPE = "core.integration.write"
+
+#: Coupa's only published rate limit: 25 requests per second, bursts of 20 (the emulator enforces the same).
+RATE_LIMIT_PER_SECOND = 25
+RATE_LIMIT_BURST = 20
 
 Kind = Literal["string", "text", "integer", "boolean", "datetime", "object", "array"]
 

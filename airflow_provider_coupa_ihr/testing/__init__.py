@@ -1,0 +1,51 @@
+"""A faithful local Coupa for tests, demos and users' own DAG tests.
+
+Three ways to start it:
+
+- in-process: ``with CoupaEmulator() as coupa:`` (a free loopback port; ``coupa.url``, ``coupa.client``);
+- a command: ``coupa-emulator --port 8765`` (or ``python -m airflow_provider_coupa_ihr.testing``);
+- pytest: the ``coupa_emulator`` fixture (and ``coupa_connection``, an Airflow connection pointing at it),
+  registered automatically when this package is installed.
+
+It needs the ``emulator`` extra (``pip install "airflow-provider-coupa-ihr[emulator]"``) for its HTTP server.
+Names are imported lazily, so ``import airflow_provider_coupa_ihr.testing`` costs nothing until used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_provider_coupa_ihr.testing.auth import READ_SCOPE, WRITE_SCOPE, OAuthClient
+    from airflow_provider_coupa_ihr.testing.faults import Fault, FaultPlan
+    from airflow_provider_coupa_ihr.testing.server import DEFAULT_CLIENT, CoupaEmulator, RequestRecord
+
+__all__ = [
+    "DEFAULT_CLIENT",
+    "READ_SCOPE",
+    "WRITE_SCOPE",
+    "CoupaEmulator",
+    "Fault",
+    "FaultPlan",
+    "OAuthClient",
+    "RequestRecord",
+]
+
+_WHERE = {
+    "CoupaEmulator": "server",
+    "DEFAULT_CLIENT": "server",
+    "RequestRecord": "server",
+    "Fault": "faults",
+    "FaultPlan": "faults",
+    "OAuthClient": "auth",
+    "READ_SCOPE": "auth",
+    "WRITE_SCOPE": "auth",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)

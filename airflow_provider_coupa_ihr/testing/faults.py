@@ -1,0 +1,185 @@
+"""Trouble on demand: the faults and the rate limit the emulator can put between a client and its records.
+
+Everything here is decided from a seeded random generator and an injectable clock, so a failing reliability
+test replays exactly when run again with the same seed and the same order of requests.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+__all__ = ["Fault", "FaultKind", "FaultPlan", "TokenBucket", "Verdict"]
+
+FaultKind = Literal["status", "drop_before", "drop_after", "latency", "storm"]
+FAULT_KINDS: tuple[str, ...] = ("status", "drop_before", "drop_after", "latency", "storm")
+
+
+@dataclass
+class Fault:
+    """One kind of trouble, applied to each matching API request with probability ``rate``.
+
+    - ``status``: answer ``status`` (e.g. 500, 503) without acting.
+    - ``storm``: answer 429, with ``Retry-After: retry_after`` when that is set (a 429 storm; pair with ``count``).
+    - ``drop_before``: close the connection before acting: nothing changed, the client sees a dropped connection.
+    - ``drop_after``: act (the record is stored), then close the connection without answering, so the client
+      cannot tell whether its create landed.
+    - ``latency``: wait ``seconds`` before acting (beyond a client's read timeout, the client gives up while the
+      server still acts: another "did it land?" case).
+
+    ``count`` bounds how many requests the fault hits (``None``: no bound); ``methods`` and ``path_contains``
+    narrow the requests it applies to (e.g. only ``POST``, only ``/integration_history_records``).
+    """
+
+    kind: FaultKind
+    rate: float = 1.0
+    status: int = 503
+    seconds: float = 0.0
+    retry_after: float | str | None = None
+    count: int | None = None
+    methods: tuple[str, ...] | None = None
+    path_contains: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; known: {', '.join(FAULT_KINDS)}")
+        if not 0.0 <= self.rate <= 1.0:
+            raise ValueError(f"fault rate must be between 0 and 1, got {self.rate!r}")
+        if self.count is not None and self.count < 0:
+            raise ValueError("fault count must be 0 or more")
+        if self.methods is not None:
+            self.methods = tuple(m.upper() for m in self.methods)
+
+    def applies_to(self, method: str, path: str) -> bool:
+        if self.count is not None and self.count <= 0:
+            return False
+        if self.methods is not None and method.upper() not in self.methods:
+            return False
+        return self.path_contains is None or self.path_contains in path
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Fault:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown fault settings {sorted(unknown)}; known: {sorted(known)}")
+        values = dict(data)
+        if values.get("methods") is not None:
+            values["methods"] = tuple(values["methods"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the emulator does to one request: how long to stall, then answer, drop or act normally."""
+
+    delay: float = 0.0
+    status: int | None = None
+    retry_after: float | str | None = None
+    drop_before: bool = False
+    drop_after: bool = False
+
+
+@dataclass
+class FaultPlan:
+    """The faults in force. Thread-safe; change it while the emulator runs (from Python or over HTTP)."""
+
+    seed: int = 0
+    faults: list[Fault] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._random = random.Random(self.seed)
+
+    def add(self, fault: Fault) -> Fault:
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def replace(self, faults: Iterable[Fault]) -> None:
+        with self._lock:
+            self.faults = list(faults)
+
+    def clear(self, *, seed: int | None = None) -> None:
+        """Remove every fault; with ``seed``, also restart the random sequence (to replay a run)."""
+        with self._lock:
+            self.faults = []
+            if seed is not None:
+                self.seed = seed
+                self._random = random.Random(seed)
+
+    # Shorthands that read like the sentence a test wants to say.
+    def error_rate(self, status: int, rate: float, **narrow: Any) -> Fault:
+        return self.add(Fault("status", rate=rate, status=status, **narrow))
+
+    def storm(self, count: int, *, retry_after: float | str | None = None, **narrow: Any) -> Fault:
+        return self.add(Fault("storm", count=count, status=429, retry_after=retry_after, **narrow))
+
+    def latency(self, seconds: float, rate: float = 1.0, **narrow: Any) -> Fault:
+        return self.add(Fault("latency", rate=rate, seconds=seconds, **narrow))
+
+    def drop(self, *, after_acting: bool, rate: float = 1.0, **narrow: Any) -> Fault:
+        return self.add(Fault("drop_after" if after_acting else "drop_before", rate=rate, **narrow))
+
+    def verdict(self, method: str, path: str) -> Verdict:
+        """Decide the fate of one request. Each matching fault draws once, in order, from the seeded sequence."""
+        delay = 0.0
+        with self._lock:
+            for fault in self.faults:
+                if not fault.applies_to(method, path) or self._random.random() >= fault.rate:
+                    continue
+                if fault.count is not None:
+                    fault.count -= 1
+                if fault.kind == "latency":
+                    delay += fault.seconds
+                    continue
+                if fault.kind == "storm":
+                    return Verdict(delay, status=429, retry_after=fault.retry_after)
+                if fault.kind == "status":
+                    return Verdict(delay, status=fault.status, retry_after=fault.retry_after)
+                return Verdict(delay, drop_before=fault.kind == "drop_before", drop_after=fault.kind == "drop_after")
+        return Verdict(delay)
+
+
+class TokenBucket:
+    """Coupa's published limit as a token bucket: ``rate`` requests per second, bursts of ``burst``.
+
+    ``take()`` answers ``None`` when the request may go ahead, else the seconds until it could have.
+    """
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate limit needs rate > 0 and burst >= 1")
+        self.rate = float(rate)
+        self.burst = int(burst)
+        self._clock = clock
+        self._tokens = float(burst)
+        self._updated = clock()
+        self._lock = threading.Lock()
+
+    def take(self) -> float | None:
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+            self._updated = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return None
+            return (1.0 - self._tokens) / self.rate
+
+
+def retry_after_header(value: float | str | None) -> str | None:
+    """``Retry-After`` as HTTP sends it: whole seconds (rounded up, at least 1) or an HTTP-date string as given."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return str(max(1, math.ceil(value)))
