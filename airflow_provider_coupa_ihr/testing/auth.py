@@ -85,7 +85,9 @@ class Authority:
             raise AuthFailure(400, "invalid_scope", f"Scope not allowed for this client: {' '.join(refused)}")
         token = secrets.token_urlsafe(48)
         with self._lock:
-            self._tokens[token] = _Issued(Grant(client.client_id, frozenset(requested)), self._clock() + self.token_lifetime)
+            self._tokens[token] = _Issued(
+                Grant(client.client_id, frozenset(requested)), self._clock() + self.token_lifetime
+            )
             self._every_token.append(token)
             self.tokens_issued += 1
         return {

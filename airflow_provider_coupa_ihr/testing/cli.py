@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -52,10 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Coupa emulator listening on {emulator.url}", flush=True)
         print(f"  token:  POST {emulator.url}/oauth2/token (client_id={args.client_id})", flush=True)
         print(f"  admin:  {emulator.url}/_emulator/state", flush=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
     return 0
 
 

@@ -19,7 +19,16 @@ from airflow_provider_coupa_ihr.client.records import (
     is_integer_value,
 )
 
-__all__ = ["MAX_LIMIT", "Condition", "Query", "QueryError", "apply_query", "parse_query", "project"]
+__all__ = [
+    "MAX_LIMIT",
+    "Condition",
+    "Query",
+    "QueryError",
+    "apply_query",
+    "matching_ids",
+    "parse_query",
+    "project",
+]
 
 #: Coupa never returns more than 50 records a page, whatever ``limit`` asks for.
 MAX_LIMIT = 50
@@ -27,7 +36,9 @@ MAX_LIMIT = 50
 CONTROL_PARAMS = frozenset({"limit", "offset", "order_by", "dir", "fields", "return_object"})
 
 _USER_FIELDS: Mapping[str, Field] = {
-    n: Field(n, k) for n, k in (("id", "integer"), ("login", "string"), ("email", "string"))  # type: ignore[arg-type]
+    "id": Field("id", "integer"),
+    "login": Field("login", "string"),
+    "email": Field("email", "string"),
 }
 #: Associations a filter may reach into (``integration[code]=X``), with the fields they can be filtered on.
 ASSOCIATIONS: Mapping[str, Mapping[str, Field]] = {
@@ -89,11 +100,20 @@ def parse_query(params: Iterable[tuple[str, str]], fields: Mapping[str, Field]) 
     )
 
 
-def apply_query(rows: Sequence[Mapping[str, Any]], query: Query) -> list[Mapping[str, Any]]:
-    """Filter, order and cut one page out of ``rows``."""
+def matching_ids(rows: Iterable[Mapping[str, Any]], query: Query) -> list[int]:
+    """Ids of the rows that match, in the query's order (paging is left to the caller). ``rows`` come in id order."""
     kept = [r for r in rows if all(c.matches(r) for c in query.conditions)]
-    kept.sort(key=lambda r: _sort_key(r.get(query.order_by), r.get("id")), reverse=query.descending)
-    return kept[query.offset : query.offset + query.limit]
+    if query.order_by != "id":
+        kept.sort(key=lambda r: _sort_key(r.get(query.order_by), r.get("id")))
+    if query.descending:
+        kept.reverse()
+    return [int(r["id"]) for r in kept]
+
+
+def apply_query(rows: Sequence[Mapping[str, Any]], query: Query) -> list[Mapping[str, Any]]:
+    """Filter, order and cut one page out of ``rows`` (in id order)."""
+    by_id = {int(r["id"]): r for r in rows}
+    return [by_id[i] for i in matching_ids(rows, query)[query.offset : query.offset + query.limit]]
 
 
 def project(resource: Any, spec: Sequence[Any] | None) -> Any:
@@ -137,7 +157,7 @@ def _condition(key: str, raw_value: str, fields: Mapping[str, Field]) -> Conditi
         sub, ops = parts[0], parts[1:]
         if sub not in sub_fields:
             raise QueryError(f"Unknown field {sub!r} of {name}; known: {', '.join(sorted(sub_fields))}")
-        spec, path = sub_fields[sub], (name, sub)
+        spec, path = sub_fields[sub], (name, sub)  # type: tuple[Field, tuple[str, ...]]
     else:
         if name not in fields:
             raise QueryError(f"Unknown query field {name!r}")
@@ -158,7 +178,7 @@ def _parse_value(operator: str, raw: str, spec: Field, key: str) -> Any:
             raise QueryError(f"{key} takes true or false")
         return raw.lower() == "true"
     if operator in ("in", "not_in"):
-        return [_scalar(v.strip(), spec, key) for v in raw.split(",") if v.strip()]
+        return tuple(_scalar(v.strip(), spec, key) for v in raw.split(",") if v.strip())
     return _scalar(raw, spec, key)
 
 
@@ -195,7 +215,7 @@ def _typed(value: Any, kind: str) -> Any:
 
 def _compare(operator: str, actual: Any, expected: Any) -> bool:
     if operator == "blank":
-        return (actual is None or actual == "") == expected
+        return bool((actual is None or actual == "") == expected)
     if operator == "in":
         return actual in expected
     if operator == "not_in":
@@ -268,7 +288,7 @@ def _fields_param(raw: str | None) -> list[Any] | None:
     try:
         spec = json.loads(raw)
     except ValueError:
-        raise QueryError(f"fields must be a JSON array such as [\"id\",\"status\"], got {raw!r}") from None
+        raise QueryError(f'fields must be a JSON array such as ["id","status"], got {raw!r}') from None
     if not _valid_fields_spec(spec):
         raise QueryError("fields must be a JSON array of names and {association: [names]} objects")
     return list(spec)
@@ -289,4 +309,3 @@ def _return_object(raw: str | None) -> str | None:
     if raw is not None and raw not in RETURN_OBJECT_VALUES:
         raise QueryError(f"return_object must be one of {', '.join(RETURN_OBJECT_VALUES)}, got {raw!r}")
     return raw
-

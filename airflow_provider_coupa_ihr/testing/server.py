@@ -18,15 +18,27 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_coupa_ihr.testing.auth import (
     READ_SCOPE,
     WRITE_SCOPE,
-    Authority,
     AuthFailure,
+    Authority,
     Grant,
     OAuthClient,
 )
-from airflow_provider_coupa_ihr.testing.faults import Fault, FaultPlan, TokenBucket, Verdict, retry_after_header
-from airflow_provider_coupa_ihr.testing.querying import QueryError, apply_query, parse_query, project
+from airflow_provider_coupa_ihr.testing.faults import (
+    Fault,
+    FaultPlan,
+    TokenBucket,
+    Verdict,
+    retry_after_header,
+)
+from airflow_provider_coupa_ihr.testing.querying import QueryError, parse_query, project
 from airflow_provider_coupa_ihr.testing.rendering import JSON, errors_body, render, wants_json
-from airflow_provider_coupa_ihr.testing.state import ACTION_EFFECTS, RUN_ACTIONS, CoupaState, Invalid, NotFound
+from airflow_provider_coupa_ihr.testing.state import (
+    ACTION_EFFECTS,
+    RUN_ACTIONS,
+    CoupaState,
+    Invalid,
+    NotFound,
+)
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -167,9 +179,9 @@ class CoupaEmulator:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
-        server = site._server
-        if server is not None and getattr(server, "sockets", None):
-            self.port = server.sockets[0].getsockname()[1]
+        if self.port == 0:
+            # The runner knows the address the OS picked: (host, port) for TCP.
+            self.port = int(self._runner.addresses[0][1])
 
     async def _unbind(self) -> None:
         if self._runner is not None:
@@ -263,8 +275,9 @@ class CoupaEmulator:
         run_actions = "|".join([*RUN_ACTIONS, "max_updated_at"])
         app.router.add_post(r"/api/integration_history_records/{action:" + ihr_actions + "}", self._ihr_action)
         app.router.add_post(r"/api/integration_errors/{action:create_alert}", self._error_action)
-        app.router.add_put(r"/api/{collection:" + "|".join(_RESOLVABLE) + r"}/{id:\d+}/{action:resolve|unresolve}",
-                           self._resolve)
+        app.router.add_put(
+            r"/api/{collection:" + "|".join(_RESOLVABLE) + r"}/{id:\d+}/{action:resolve|unresolve}", self._resolve
+        )
         app.router.add_put(r"/api/integration_runs/{id:\d+}/{action:" + run_actions + "}", self._run_action)
         app.router.add_get(r"/api/{collection:" + collections_re + "}", self._index)
         app.router.add_post(r"/api/{collection:" + collections_re + "}", self._create)
@@ -387,7 +400,7 @@ class CoupaEmulator:
 
         def act(request: web.Request, grant: Grant, payload: Any) -> Any:
             query = parse_query(request.query.items(), table.fields)
-            page = apply_query(self.state.snapshot(table), query)
+            page = self.state.select(table, query)
             return 200, page, _COLLECTIONS[name][0], query
 
         return await self._serve(request, READ_SCOPE, act)
@@ -537,8 +550,13 @@ def _oauth_error(failure: AuthFailure) -> web.Response:
     return _json_response(failure.status, {"error": failure.error, "error_description": failure.description}, headers)
 
 
-_REASONS = {429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
-            504: "Gateway Timeout"}
+_REASONS = {
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
 
 def _plain_error(status: int, retry_after: float | str | None, as_json: bool) -> web.Response:
@@ -555,7 +573,6 @@ def _plain_error(status: int, retry_after: float | str | None, as_json: bool) ->
 
 def _add_admin_routes(app: web.Application, emulator: CoupaEmulator) -> None:
     """``/_emulator/...``: inspect and steer a running emulator over HTTP (no auth, no limits, no faults)."""
-    from aiohttp import web
 
     async def health(request: web.Request) -> web.Response:
         return _json_response(200, {"status": "ok"})
@@ -581,7 +598,9 @@ def _add_admin_routes(app: web.Application, emulator: CoupaEmulator) -> None:
         return _json_response(200, {"reset": True})
 
     async def get_faults(request: web.Request) -> web.Response:
-        return _json_response(200, {"seed": emulator.faults.seed, "faults": [f.as_dict() for f in emulator.faults.faults]})
+        return _json_response(
+            200, {"seed": emulator.faults.seed, "faults": [f.as_dict() for f in emulator.faults.faults]}
+        )
 
     async def put_faults(request: web.Request) -> web.Response:
         try:
@@ -643,4 +662,3 @@ def _add_admin_routes(app: web.Application, emulator: CoupaEmulator) -> None:
     r.add_put("/_emulator/rate_limit", rate_limit)
     r.add_put(r"/_emulator/records/{id:\d+}/{action:resolve|unresolve}", resolve)
     r.add_post("/_emulator/integrations", integration)
-

@@ -25,6 +25,7 @@ from airflow_provider_coupa_ihr.client.records import (
     is_integer_value,
     to_wire_keys,
 )
+from airflow_provider_coupa_ihr.testing.querying import Query, matching_ids
 
 __all__ = ["CoupaState", "Invalid", "NotFound", "SideEffect"]
 
@@ -82,6 +83,12 @@ RUN_ACTIONS: Mapping[str, str] = {
 FINISHED_RUN_STATUSES = frozenset({"successful", "failed"})
 
 
+def _copy_for_reading(row: Resource) -> Resource:
+    """A copy that later writes cannot reach: writes replace top-level values and append to top-level lists only,
+    so copying those two levels suffices (far cheaper than a deep copy on every page served)."""
+    return {k: list(v) if isinstance(v, list) else v for k, v in row.items()}
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -92,11 +99,16 @@ class _Table:
     fields: Mapping[str, Field]
     rows: dict[int, Resource] = field(default_factory=dict)
     next_id: int = 1
+    #: Bumped on every write, so cached query results know when they went stale.
+    version: int = 0
 
     def take_id(self) -> int:
         new_id = self.next_id
         self.next_id += 1
         return new_id
+
+    def touch(self) -> None:
+        self.version += 1
 
 
 class CoupaState:
@@ -110,6 +122,7 @@ class CoupaState:
         self._clock = clock
         self._extra_choices = {"document-type": tuple(extra_document_types)}
         self._response_ids = 0
+        self._query_cache: dict[tuple[Any, ...], list[int]] = {}
         self.reset()
 
     # ---------------------------------------------------------------- housekeeping
@@ -121,6 +134,7 @@ class CoupaState:
             self.runs = _Table("integration_run", RUN_FIELDS)
             self.integrations = _Table("integration", INTEGRATION_FIELDS)
             self.side_effects: list[SideEffect] = []
+            self._query_cache.clear()
 
     def table(self, name: str) -> _Table:
         return {
@@ -134,6 +148,23 @@ class CoupaState:
         """Deep copies of a table's rows in id order, safe to read while the server keeps writing."""
         with self._lock:
             return [copy.deepcopy(table.rows[i]) for i in sorted(table.rows)]
+
+    def select(self, table: _Table, query: Query) -> list[Resource]:
+        """One page of a query, as copies safe to render after the lock is released.
+
+        The ids matching a query (before paging) are cached until the table next changes, so walking 100,000
+        records page by page with ``offset`` costs one scan, not one scan per page.
+        """
+        with self._lock:
+            key = (table.resource, table.version, query.conditions, query.order_by, query.descending)
+            ids = self._query_cache.get(key)
+            if ids is None:
+                ids = matching_ids(table.rows.values(), query)
+                if len(self._query_cache) >= 16:
+                    self._query_cache.pop(next(iter(self._query_cache)))
+                self._query_cache[key] = ids
+            page = ids[query.offset : query.offset + query.limit]
+            return [_copy_for_reading(table.rows[i]) for i in page]
 
     def get(self, table: _Table, resource_id: int) -> Resource:
         with self._lock:
@@ -192,6 +223,7 @@ class CoupaState:
             )
             self._initialise(table, row, now, user)
             table.rows[row["id"]] = row
+            table.touch()
             if table is self.errors and row.get("integration-run-id") in self.runs.rows:
                 self.runs.rows[row["integration-run-id"]]["integration-errors"].append({"id": row["id"]})
             for kind in ACTION_EFFECTS.get(action, ()):
@@ -215,6 +247,7 @@ class CoupaState:
                 row["responses"] = self._responses(body["responses"], self._clock(), user)
             row["updated-at"] = self._clock()
             row["updated-by"] = copy.deepcopy(user)
+            table.touch()
             return copy.deepcopy(row)
 
     def set_resolved(
@@ -227,6 +260,7 @@ class CoupaState:
             row["updated-at"] = self._clock()
             if user is not None:
                 row["updated-by"] = copy.deepcopy(user)
+            table.touch()
             return copy.deepcopy(row)
 
     def run_action(
@@ -254,6 +288,7 @@ class CoupaState:
                 row["end-time"] = now
             row["updated-at"] = now
             row["updated-by"] = copy.deepcopy(user)
+            self.runs.touch()
             return copy.deepcopy(row)
 
     # ---------------------------------------------------------------- internals
@@ -368,4 +403,3 @@ class CoupaState:
     def effects(self, kind: str | None = None) -> list[SideEffect]:
         with self._lock:
             return [e for e in self.side_effects if kind is None or e.kind == kind]
-
