@@ -64,7 +64,7 @@ def setup(leg: str = "af3") -> Path:
 
 def demo() -> int:
     python = setup()
-    return subprocess.call([str(python), "-m", "airflow_provider_coupa_ihr.demo"], cwd=ROOT)
+    return subprocess.call([str(python), str(ROOT / "scripts" / "demo.py")], cwd=ROOT)
 
 
 def test(extra: list[str]) -> int:

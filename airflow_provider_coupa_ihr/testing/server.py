@@ -222,6 +222,12 @@ class CoupaEmulator:
         """What a Coupa user does in the UI: mark a record resolved (or unresolved again)."""
         return self.state.set_resolved(self.state.records, record_id, resolved)
 
+    def summary(self) -> str:
+        """A readable table of the records, alerts, exported documents and runs held right now."""
+        from airflow_provider_coupa_ihr.testing.report import summary
+
+        return summary(self.state)
+
     @property
     def alerts(self) -> list[dict[str, Any]]:
         """Alerts raised by ``create_alert`` actions: record, document and the contact type alerted."""
