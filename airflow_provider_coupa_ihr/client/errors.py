@@ -193,7 +193,8 @@ class CoupaError(Exception):
 class CoupaValidationError(CoupaError, ValueError):
     """The client refused to send a request Coupa would reject; nothing reached Coupa.
 
-    Also a ``ValueError`` because that is what it is to Python code: a bad argument.
+    Also a ``ValueError`` because that is what it is to Python code: a bad argument. ``what`` names the thing
+    refused ("integration history record") so the message says what the problems belong to.
     """
 
     _lead = "Not sent to Coupa, it would refuse"
@@ -205,9 +206,13 @@ class CoupaValidationError(CoupaError, ValueError):
         hint: str | None = None,
         method: str | None = None,
         path: str | None = None,
+        what: str | None = None,
     ) -> None:
         items = [problems] if isinstance(problems, str) else [str(p) for p in problems]
         self.problems: list[str] = items
+        self.what = what
+        if what:
+            self._lead = f"Not sent to Coupa, it would refuse this {what}"
         if hint is None and any("document type" in p.lower() for p in items):
             hint = _document_type_hint()
         super().__init__(items, hint=hint, method=method, path=path)

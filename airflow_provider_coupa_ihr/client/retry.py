@@ -113,16 +113,12 @@ class RetryPolicy:
             if value < 0:
                 raise ValueError(f"{name} must be 0 or more seconds, got {value!r}")
         if self.backoff_cap < self.backoff_base:
-            raise ValueError(
-                f"backoff_cap ({self.backoff_cap}) must be at least backoff_base ({self.backoff_base})"
-            )
+            raise ValueError(f"backoff_cap ({self.backoff_cap}) must be at least backoff_base ({self.backoff_base})")
         statuses = self.retry_statuses
         if isinstance(statuses, (str, bytes)) or not all(
             isinstance(s, int) and not isinstance(s, bool) and 400 <= s <= 599 for s in statuses
         ):
-            raise ValueError(
-                f"retry_statuses must be HTTP error statuses (400-599), got {sorted(statuses, key=str)!r}"
-            )
+            raise ValueError(f"retry_statuses must be HTTP error statuses (400-599), got {sorted(statuses, key=str)!r}")
         # Accept any collection from callers (a set, a list from JSON config) but keep the frozen promise.
         object.__setattr__(self, "retry_statuses", frozenset(statuses))
 

@@ -62,10 +62,7 @@ def test_message_already_ending_in_a_full_stop_gets_no_second_one() -> None:
 
 
 def test_no_messages_and_no_hint() -> None:
-    assert (
-        str(CoupaError(status=418, method="GET", path="/api/x"))
-        == "Coupa answered 418 I'm a Teapot to GET /api/x."
-    )
+    assert str(CoupaError(status=418, method="GET", path="/api/x")) == "Coupa answered 418 I'm a Teapot to GET /api/x."
 
 
 def test_unknown_status_has_no_phrase_and_no_target() -> None:
@@ -90,9 +87,7 @@ def test_many_messages_are_summarised() -> None:
 
 
 def test_path_keeps_only_the_path() -> None:
-    err = CoupaError(
-        "x", status=500, method="GET", path="https://user:pw@acme.coupahost.com/api/x?token=abc#frag"
-    )
+    err = CoupaError("x", status=500, method="GET", path="https://user:pw@acme.coupahost.com/api/x?token=abc#frag")
     assert err.path == "/api/x"
     assert "pw" not in str(err)
     assert "abc" not in str(err)
@@ -102,9 +97,7 @@ def test_path_keeps_only_the_path() -> None:
 
 def test_repr_names_type_and_facts() -> None:
     err = CoupaNotFoundError(["Not found"], status=404, method="GET", path="/api/x/1")
-    assert repr(err) == (
-        "CoupaNotFoundError(status=404, method='GET', path='/api/x/1', messages=['Not found'])"
-    )
+    assert repr(err) == ("CoupaNotFoundError(status=404, method='GET', path='/api/x/1', messages=['Not found'])")
 
 
 def test_with_attempts_notes_why_retrying_stopped() -> None:
@@ -173,6 +166,15 @@ def test_validation_error_from_one_string_without_document_type_has_no_hint() ->
     assert str(err) == "Not sent to Coupa, it would refuse: limit must be between 1 and 50."
 
 
+def test_validation_error_names_what_it_refused() -> None:
+    err = CoupaValidationError(["Document id can't be blank"], what="integration history record")
+    assert err.what == "integration history record"
+    assert str(err) == (
+        "Not sent to Coupa, it would refuse this integration history record: Document id can't be blank."
+    )
+    assert str(pickle.loads(pickle.dumps(err))) == str(err)  # noqa: S301 - our own bytes
+
+
 def test_validation_error_keeps_an_explicit_hint() -> None:
     err = CoupaValidationError(["Document type is not included in the list"], hint="mine")
     assert err.hint == "mine"
@@ -181,9 +183,7 @@ def test_validation_error_keeps_an_explicit_hint() -> None:
 def test_config_error_is_a_value_error() -> None:
     err = CoupaConfigError("host must use https", hint="Use https://{org}.coupahost.com")
     assert isinstance(err, ValueError)
-    assert str(err) == (
-        "Bad Coupa connection settings: host must use https. Hint: Use https://{org}.coupahost.com"
-    )
+    assert str(err) == ("Bad Coupa connection settings: host must use https. Hint: Use https://{org}.coupahost.com")
 
 
 def test_rate_limit_error_defaults_to_429_and_is_retryable() -> None:
@@ -193,9 +193,7 @@ def test_rate_limit_error_defaults_to_429_and_is_retryable() -> None:
     assert err.retryable
 
 
-@pytest.mark.parametrize(
-    ("status", "retryable"), [(500, True), (502, True), (503, True), (504, True), (501, False)]
-)
+@pytest.mark.parametrize(("status", "retryable"), [(500, True), (502, True), (503, True), (504, True), (501, False)])
 def test_server_error_retryable_only_for_transient_codes(status: int, retryable: bool) -> None:
     assert CoupaServerError(status=status).retryable is retryable
 
@@ -210,9 +208,7 @@ def test_transport_error_after_sending_a_create_hints_to_look_first() -> None:
 
 
 @pytest.mark.parametrize(("sent", "method"), [(False, "POST"), (True, "GET"), (None, None)])
-def test_transport_error_without_unknown_create_outcome_has_no_hint(
-    sent: bool | None, method: str | None
-) -> None:
+def test_transport_error_without_unknown_create_outcome_has_no_hint(sent: bool | None, method: str | None) -> None:
     err = CoupaTransportError("connection refused", sent=sent, method=method)
     assert err.hint is None
 
@@ -428,9 +424,7 @@ def test_huge_xml_is_cut_and_still_safe() -> None:
 
 
 def test_html_page_is_reduced_to_its_title() -> None:
-    page = (
-        b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><h1>Oops</h1></body></html>"
-    )
+    page = b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><h1>Oops</h1></body></html>"
     assert parse_error_messages(page, "text/html") == ["502 Bad Gateway"]
 
 
