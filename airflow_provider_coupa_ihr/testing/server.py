@@ -314,6 +314,10 @@ class CoupaEmulator:
             if wait is not None:
                 return self._throttled(request, as_json, wait if self.send_retry_after else None)
         verdict: Verdict = self.faults.verdict(request.method, request.path)
+        if verdict.delay and request.method in ("POST", "PUT", "PATCH"):
+            # Take the whole request in before stalling (aiohttp keeps the body for _payload), so a client that
+            # gives up during the delay still gets its write done, as the latency fault promises.
+            await request.read()
         if verdict.delay:
             await asyncio.sleep(verdict.delay)
         if verdict.status == 429:
