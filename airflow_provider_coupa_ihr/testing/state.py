@@ -280,6 +280,9 @@ class CoupaState:
                 raise Invalid("integration_run", [str(p) for p in problems])
             now = self._clock()
             body.pop("integration", None)
+            for name, spec in RUN_FIELDS.items():  # "12" is accepted as 12 and returned as an integer
+                if spec.kind == "integer" and body.get(name) is not None:
+                    body[name] = int(body[name])
             row.update(body)
             row["status"] = RUN_ACTIONS[action]
             if action == "run" and not row.get("start-time"):
