@@ -384,9 +384,7 @@ def _json_messages(text: str) -> list[str] | None:
         if isinstance(data.get("message"), str):
             return [_cut(data["message"])]
         return None
-    if isinstance(data, list):
-        return _flatten(data)
-    return None
+    return _flatten(data)  # text starting with "[" that parses is a list
 
 
 def _flatten(value: Any) -> list[str]:
