@@ -22,6 +22,7 @@ __all__ = [
     "READ_SCOPE",
     "RECORD_FIELDS",
     "RESPONSE_FIELDS",
+    "RUN_ACTIONS",
     "RUN_FIELDS",
     "RUN_STATUSES",
     "WRITE_SCOPE",
@@ -89,6 +90,17 @@ QUERY_OPERATORS: tuple[str, ...] = (
 
 #: Statuses an integration run moves through (Coupa's own words, as its API returns them).
 RUN_STATUSES: tuple[str, ...] = ("pending", "running", "paused", "successful", "failed")
+
+#: A run's status after each of its actions (``PUT /integration_runs/{id}/<action>``). Coupa documents the
+#: actions by name only; ``finish`` ending a run as successful is the project's reading.
+RUN_ACTIONS: Mapping[str, str] = {
+    "run": "running",
+    "pause": "paused",
+    "pending": "pending",
+    "success": "successful",
+    "finish": "successful",
+    "fail": "failed",
+}
 
 #: OAuth scopes of Coupa's integration APIs: reads (index, show) need the first, every other call the second.
 READ_SCOPE = "core.integration.read"

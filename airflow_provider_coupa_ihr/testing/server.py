@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_coupa_ihr.client.records import RUN_ACTIONS
 from airflow_provider_coupa_ihr.testing.auth import (
     READ_SCOPE,
     WRITE_SCOPE,
@@ -34,7 +35,6 @@ from airflow_provider_coupa_ihr.testing.querying import QueryError, parse_query,
 from airflow_provider_coupa_ihr.testing.rendering import JSON, errors_body, render, wants_json
 from airflow_provider_coupa_ihr.testing.state import (
     ACTION_EFFECTS,
-    RUN_ACTIONS,
     CoupaState,
     Invalid,
     NotFound,

@@ -18,6 +18,7 @@ from airflow_provider_coupa_ihr.client.records import (
     ERROR_FIELDS,
     INTEGRATION_FIELDS,
     RECORD_FIELDS,
+    RUN_ACTIONS,
     RUN_FIELDS,
     Field,
     Problem,
@@ -71,15 +72,7 @@ ACTION_EFFECTS: Mapping[str, tuple[str, ...]] = {
     "create_alert_and_mark_exported": ("alert", "exported"),
 }
 
-#: Run status after each run action. Finished runs (successful, failed) take no further transition.
-RUN_ACTIONS: Mapping[str, str] = {
-    "run": "running",
-    "pause": "paused",
-    "pending": "pending",
-    "success": "successful",
-    "finish": "successful",
-    "fail": "failed",
-}
+#: Finished runs take no further transition.
 FINISHED_RUN_STATUSES = frozenset({"successful", "failed"})
 
 

@@ -1,0 +1,158 @@
+"""Everything a client needs to reach one Coupa instance, checked once when it is built.
+
+The hook turns an Airflow connection into a :class:`ClientConfig`; users of the bare client build one directly.
+Checks happen here, before any request, so a connection typo fails with a sentence rather than a socket error.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow_provider_coupa_ihr.client.errors import CoupaConfigError
+from airflow_provider_coupa_ihr.client.records import RATE_LIMIT_BURST, RATE_LIMIT_PER_SECOND
+from airflow_provider_coupa_ihr.client.retry import RetryPolicy
+
+__all__ = ["DEFAULT_SCOPES", "ClientConfig", "is_loopback_host"]
+
+READ_SCOPE = "core.integration.read"
+WRITE_SCOPE = "core.integration.write"
+#: The two scopes the IHR API needs: reads (index, show) and writes (everything else).
+DEFAULT_SCOPES: tuple[str, ...] = (READ_SCOPE, WRITE_SCOPE)
+DEFAULT_TOKEN_PATH = "/oauth2/token"  # noqa: S105 (a URL path, not a password)
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses: the only hosts allowed plain http (the emulator)."""
+    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _positive(name: str, value: Any, *, allow_none: bool = False) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise CoupaConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """How to reach and authenticate with one Coupa instance.
+
+    ``base_url`` is the instance URL (``https://acme.coupahost.com``); the API lives under ``/api`` on it.
+    Give either ``client_id`` and ``client_secret`` (OAuth2 client credentials, the supported way) or
+    ``api_key`` (the legacy ``X-COUPA-API-KEY``, unsupported by Coupa since R35, for old instances only).
+    """
+
+    base_url: str
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    scopes: tuple[str, ...] = DEFAULT_SCOPES
+    token_path: str = DEFAULT_TOKEN_PATH
+    api_key: str | None = field(default=None, repr=False)
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    rate_limit: float | None = RATE_LIMIT_PER_SECOND
+    burst: int = RATE_LIMIT_BURST
+    verify: bool | str = True
+    proxies: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    extra_document_types: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base_url", _normalise_base_url(self.base_url))
+        if self.api_key is None and not (self.client_id and self.client_secret):
+            raise CoupaConfigError(
+                "Coupa credentials are missing: set the OAuth client id (login) and client secret (password), "
+                "or a legacy api_key for instances older than R35"
+            )
+        if self.api_key is not None and not str(self.api_key).strip():
+            raise CoupaConfigError("api_key is empty; remove it to use OAuth client credentials")
+        scopes = tuple(self.scopes)
+        if not scopes or not all(isinstance(s, str) and s.strip() and " " not in s for s in scopes):
+            raise CoupaConfigError(f"scopes must be non-empty scope names such as {READ_SCOPE}, got {self.scopes!r}")
+        object.__setattr__(self, "scopes", scopes)
+        if not self.token_path.startswith("/"):
+            raise CoupaConfigError(
+                f"token_path must start with '/', e.g. {DEFAULT_TOKEN_PATH}, got {self.token_path!r}"
+            )
+        _positive("connect_timeout", self.connect_timeout)
+        _positive("read_timeout", self.read_timeout)
+        if self.rate_limit is not None and (
+            isinstance(self.rate_limit, bool)
+            or not isinstance(self.rate_limit, (int, float))
+            or self.rate_limit <= 0
+        ):
+            raise CoupaConfigError(
+                f"rate_limit must be a positive number of requests per second (Coupa allows 25) or None, "
+                f"got {self.rate_limit!r}"
+            )
+        if isinstance(self.burst, bool) or not isinstance(self.burst, int) or self.burst < 1:
+            raise CoupaConfigError(f"burst must be a whole number of 1 or more (Coupa allows 20), got {self.burst!r}")
+        if not isinstance(self.verify, (bool, str)) or self.verify == "":
+            raise CoupaConfigError("verify must be true, false, or the path of a CA bundle")
+        for scheme, proxy in self.proxies.items():
+            if scheme not in ("http", "https") or not isinstance(proxy, str) or "://" not in proxy:
+                raise CoupaConfigError(
+                    f"proxies must map 'http'/'https' to proxy URLs such as http://proxy:3128, got {scheme!r}"
+                )
+        object.__setattr__(self, "proxies", MappingProxyType(dict(self.proxies)))
+        object.__setattr__(self, "extra_document_types", tuple(self.extra_document_types))
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/api"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.base_url}{self.token_path}"
+
+    @property
+    def uses_api_key(self) -> bool:
+        return self.api_key is not None
+
+    @property
+    def scope(self) -> str:
+        return " ".join(self.scopes)
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base_url).hostname or ""
+
+    def secrets(self) -> tuple[str, ...]:
+        """The values that must never appear in a log line or an exception."""
+        return tuple(s for s in (self.client_secret, self.api_key) if s)
+
+
+def _normalise_base_url(raw: Any) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise CoupaConfigError("The Coupa instance URL (connection host) is empty; e.g. https://acme.coupahost.com")
+    text = raw.strip()
+    if "://" not in text:
+        text = "https://" + text
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CoupaConfigError(f"The Coupa instance URL must look like https://acme.coupahost.com, got {raw!r}")
+    if parts.username or parts.password:
+        raise CoupaConfigError("Put credentials in the connection's login and password, not in the instance URL")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise CoupaConfigError(
+            f"Coupa is reached over https only; plain http is allowed for loopback hosts (such as the emulator), "
+            f"not for {parts.hostname!r}"
+        )
+    if parts.query or parts.fragment:
+        raise CoupaConfigError(f"The Coupa instance URL must not carry a query or fragment, got {raw!r}")
+    path = parts.path.rstrip("/")
+    if path in ("/api",):
+        path = ""
+    return f"{parts.scheme}://{parts.netloc}{path}"

@@ -1,0 +1,317 @@
+"""How one Coupa call unfolds — token, throttle, send, retry, refresh, verify — written once, with no I/O.
+
+A call is a generator that *yields effects* (:class:`Send` this request, :class:`Sleep` this long, give me a
+:class:`Token`) and receives their results. The sync client runs it with ``requests`` and ``time.sleep``, the
+async client with ``httpx`` and ``asyncio.sleep``; every decision lives here, so the two can never drift apart
+(the "sans-IO" design of h11 and httpx). Tests drive the generator by hand, without sockets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from airflow_provider_coupa_ihr import __version__
+from airflow_provider_coupa_ihr.client.auth import Token, api_key_headers, parse_token_response, token_request_form
+from airflow_provider_coupa_ihr.client.config import ClientConfig
+from airflow_provider_coupa_ihr.client.errors import (
+    CoupaError,
+    CoupaTransportError,
+    error_from_response,
+    redact,
+)
+from airflow_provider_coupa_ihr.client.records import to_python_keys
+from airflow_provider_coupa_ihr.client.retry import Action, RetryState, Throttle, parse_retry_after
+
+__all__ = [
+    "USER_AGENT",
+    "CallContext",
+    "Effect",
+    "GetToken",
+    "HttpRequest",
+    "HttpResponse",
+    "Operation",
+    "Send",
+    "Sleep",
+    "TransportFailure",
+    "Verification",
+    "call",
+    "fetch_token",
+]
+
+log = logging.getLogger("airflow_provider_coupa_ihr.client")
+
+USER_AGENT = f"airflow-provider-coupa-ihr/{__version__}"
+#: Longest slice of a response body that may reach a log line.
+LOGGED_BODY_CHARS = 300
+
+T = TypeVar("T")
+
+
+# ------------------------------------------------------------------------------------------------ the wire
+@dataclass(frozen=True)
+class HttpRequest:
+    """One HTTP request, fully decided: the drivers only put it on the wire."""
+
+    method: str
+    url: str
+    params: tuple[tuple[str, str], ...] = ()
+    json_body: Any = None
+    form: Mapping[str, str] | None = field(default=None, repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """What came back. ``headers`` keys are lower case."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass(frozen=True)
+class TransportFailure:
+    """No answer. ``sent``: False surely not received, True sent and the answer lost, None cannot tell."""
+
+    message: str
+    sent: bool | None
+
+
+# ------------------------------------------------------------------------------------------------ effects
+@dataclass(frozen=True)
+class Send:
+    """Put ``request`` on the wire; resume with :class:`HttpResponse` or :class:`TransportFailure`."""
+
+    request: HttpRequest
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """Wait ``seconds`` (``time.sleep`` or ``asyncio.sleep``); resume with None."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class GetToken:
+    """Give me a valid bearer token; with ``refresh``, not ``stale`` (it was refused). Resume with a Token."""
+
+    refresh: bool = False
+    stale: Token | None = None
+
+
+Effect = Send | Sleep | GetToken
+Flow = Generator[Effect, Any, T]
+
+
+# ------------------------------------------------------------------------------------------------ operations
+@dataclass(frozen=True)
+class Verification:
+    """How to find out whether a create whose answer was lost landed: a query, and how to pick our record."""
+
+    query: Operation
+    pick: Callable[[list[dict[str, Any]]], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One logical API call, relative to ``/api``: what to send and whether re-sending it is harmless."""
+
+    method: str
+    path: str
+    params: tuple[tuple[str, str], ...] = ()
+    body: Any = None
+    idempotent: bool = True
+    #: For creates: how to look for the record before re-sending after a lost answer.
+    verify: Verification | None = None
+    #: Return the response as Coupa sent it (dash-case keys) instead of snake_case.
+    raw: bool = False
+
+
+@dataclass
+class CallContext:
+    """What every call of one client shares: its settings, its throttle, and where secrets get masked."""
+
+    config: ClientConfig
+    throttle: Throttle | None = None
+    clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], float] = time.time
+    mask_secret: Callable[[str], None] | None = None
+    rng: Any = None
+
+    def secrets(self, token: Token | None = None) -> tuple[str, ...]:
+        extra = (token.value,) if token is not None else ()
+        return (*self.config.secrets(), *extra)
+
+    def base_headers(self) -> dict[str, str]:
+        return {"Accept": "application/json", "User-Agent": USER_AGENT}
+
+
+# ------------------------------------------------------------------------------------------------ flows
+def fetch_token(ctx: CallContext) -> Flow[Token]:
+    """``POST /oauth2/token`` with client credentials, retrying what is transient; masks the token at once."""
+    config = ctx.config
+    assert config.client_id is not None
+    assert config.client_secret is not None
+    state = RetryState(config.retry, idempotent=True, auth_refreshable=False, clock=ctx.clock, rng=ctx.rng)
+    request = HttpRequest(
+        "POST",
+        config.token_url,
+        form=token_request_form(config.client_id, config.client_secret, config.scopes),
+        headers=ctx.base_headers(),
+    )
+    while True:
+        sent_at = ctx.clock()
+        outcome = yield Send(request)
+        if isinstance(outcome, HttpResponse):
+            retry_after = parse_retry_after(outcome.header("retry-after"))
+            try:
+                return parse_token_response(
+                    outcome.status,
+                    outcome.body,
+                    sent_at,
+                    content_type=outcome.header("content-type"),
+                    path=config.token_path,
+                    retry_after=retry_after,
+                    secrets=ctx.secrets(),
+                    on_secret=ctx.mask_secret,
+                )
+            except CoupaError as refused:
+                if outcome.status not in config.retry.retry_statuses:
+                    raise refused.with_attempts(state.attempts + 1) from None
+                error: CoupaError = refused
+            step = state.after_response(outcome.status, retry_after=retry_after)
+        else:
+            step = state.after_transport_error(sent=outcome.sent)
+            error = CoupaTransportError(
+                redact(outcome.message, ctx.secrets()), sent=outcome.sent, method="POST", path=config.token_path
+            )
+        if step.stop:
+            raise error.with_attempts(state.attempts, step.reason)
+        log.warning("Coupa token request: %s", step.reason)
+        yield Sleep(step.delay)
+
+
+def call(ctx: CallContext, op: Operation) -> Flow[Any]:
+    """Perform ``op``: the parsed JSON answer (snake_case keys unless ``op.raw``), or a :class:`CoupaError`."""
+    config = ctx.config
+    state = RetryState(
+        config.retry, idempotent=op.idempotent, auth_refreshable=not config.uses_api_key, clock=ctx.clock, rng=ctx.rng
+    )
+    refresh, token = False, None
+    url = f"{config.api_url}{op.path}"
+    while True:
+        headers = ctx.base_headers()
+        if op.body is not None:
+            headers["Content-Type"] = "application/json"
+        if config.api_key is not None:
+            headers.update(api_key_headers(config.api_key))
+        else:
+            token = yield GetToken(refresh=refresh, stale=token if refresh else None)
+            headers["Authorization"] = f"Bearer {token.value}"
+            refresh = False
+        if ctx.throttle is not None:
+            wait = ctx.throttle.reserve()
+            if wait > 0:
+                yield Sleep(wait)
+        outcome = yield Send(HttpRequest(op.method, url, op.params, op.body, headers=headers))
+        if isinstance(outcome, HttpResponse):
+            if 200 <= outcome.status < 300:
+                return _parse_success(outcome, op, ctx, token)
+            step = state.after_response(
+                outcome.status,
+                retry_after=parse_retry_after(outcome.header("retry-after")),
+                token_age=None if token is None else token.age(ctx.clock()),
+            )
+            error: CoupaError = error_from_response(
+                outcome.status,
+                outcome.body,
+                outcome.header("content-type"),
+                op.method,
+                f"/api{op.path}",
+                parse_retry_after(outcome.header("retry-after")),
+                secrets=ctx.secrets(token),
+            )
+            if 300 <= outcome.status < 400:
+                error.hint = _redirect_hint(outcome.header("location"))
+        else:
+            step = state.after_transport_error(sent=outcome.sent)
+            error = CoupaTransportError(
+                redact(outcome.message, ctx.secrets(token)), sent=outcome.sent, method=op.method, path=f"/api{op.path}"
+            )
+        if step.stop or (step.action is Action.VERIFY_THEN_RETRY and op.verify is None):
+            raise error.with_attempts(state.attempts, step.reason)
+        if step.action is Action.REFRESH_AUTH:
+            log.info("Coupa answered 401 to %s /api%s; fetching a new token once", op.method, op.path)
+            refresh = True
+            continue
+        log.warning("Coupa %s /api%s: %s", op.method, op.path, step.reason)
+        if step.delay > 0:
+            yield Sleep(step.delay)
+        if step.action is Action.VERIFY_THEN_RETRY and op.verify is not None:
+            found = op.verify.pick((yield from call(ctx, op.verify.query)) or [])
+            if found is not None:
+                log.info(
+                    "Coupa %s /api%s had landed before its answer was lost: adopting id %s",
+                    op.method,
+                    op.path,
+                    found.get("id"),
+                )
+                return found
+            log.info("Coupa %s /api%s had not landed; sending it again", op.method, op.path)
+
+
+def _parse_success(response: HttpResponse, op: Operation, ctx: CallContext, token: Token | None) -> Any:
+    if not response.body.strip():
+        return None
+    try:
+        value = json.loads(response.body)
+    except ValueError:
+        content_type = response.header("content-type") or "unknown"
+        preview = redact(response.body[:LOGGED_BODY_CHARS].decode("utf-8", "replace"), ctx.secrets(token))
+        raise CoupaError(
+            [f"expected JSON, got {content_type}: {preview!r}"],
+            status=response.status,
+            method=op.method,
+            path=f"/api{op.path}",
+            hint="Coupa answers XML when the client does not ask for JSON, and HTML from a login page or proxy: "
+            "check that the connection's host is the Coupa instance URL",
+        ) from None
+    return value if op.raw else to_python_keys(value)
+
+
+def _redirect_hint(location: str | None) -> str:
+    return (
+        f"Coupa redirected the request to {location or 'another address'}; redirects are not followed, so that "
+        "credentials never travel to another host. Set the connection's host to the final instance URL "
+        "(https://<instance>.coupahost.com)."
+    )
+
+
+def run_sync(flow: Flow[T], handle: Callable[[Effect], Any]) -> T:
+    """Drive ``flow`` to its end, answering each effect with ``handle`` (the sync driver's one loop)."""
+    result: Any = None
+    while True:
+        try:
+            effect = flow.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        try:
+            result = handle(effect)
+        except BaseException as exc:  # let the flow clean up (there is nothing to catch there today)
+            flow.close()
+            raise exc
+
+
+def body_preview(body: bytes, secrets: Sequence[str]) -> str:
+    """A short, redacted slice of a body for log lines: never a whole payload, never a secret."""
+    text = body[:LOGGED_BODY_CHARS].decode("utf-8", "replace")
+    return redact(text, secrets) + ("..." if len(body) > LOGGED_BODY_CHARS else "")

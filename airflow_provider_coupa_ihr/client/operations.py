@@ -1,0 +1,326 @@
+"""Every Coupa integration API call as an :class:`~.flow.Operation`: built and validated here, sent elsewhere.
+
+Each builder checks its input before anything is sent (a :class:`CoupaValidationError` names every problem)
+and says whether the call may be re-sent blindly. Calls that create something carry a
+:class:`~.flow.Verification`: the query that finds the record if the answer to the create was lost, and the
+test that recognises it, so a retry never makes a duplicate (Coupa has no idempotency key).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
+from airflow_provider_coupa_ihr.client.flow import Operation, Verification
+from airflow_provider_coupa_ihr.client.payloads import build_payload
+from airflow_provider_coupa_ihr.client.query import PAGE_SIZE, Pager, build_index_params, fields_param
+from airflow_provider_coupa_ihr.client.records import (
+    ERROR_FIELDS,
+    INTEGRATION_FIELDS,
+    RECORD_FIELDS,
+    RUN_ACTIONS,
+    RUN_FIELDS,
+    Field,
+    is_integer_value,
+    to_python_keys,
+)
+
+__all__ = [
+    "ERRORS",
+    "INTEGRATIONS",
+    "RECORDS",
+    "RECORD_ACTIONS",
+    "RUNS",
+    "Walk",
+    "create_error",
+    "create_record",
+    "create_run",
+    "get_resource",
+    "query_resources",
+    "run_transition",
+    "set_resolved",
+    "update_record",
+]
+
+RECORDS = "/integration_history_records"
+ERRORS = "/integration_errors"
+RUNS = "/integration_runs"
+INTEGRATIONS = "/integrations"
+
+#: The IHR write actions: each creates one record; all but ``create`` also do what their name says.
+RECORD_ACTIONS: Mapping[str, str] = {
+    "create": "",
+    "acknowledge": "/acknowledge",
+    "mark_exported": "/mark_exported",
+    "create_alert": "/create_alert",
+    "create_alert_and_mark_exported": "/create_alert_and_mark_exported",
+}
+ERROR_ACTIONS: Mapping[str, str] = {"create": "", "create_alert": "/create_alert"}
+
+#: How far back (seconds, on Coupa's clock) to look for a create whose answer was lost: generous, because the
+#: two clocks may disagree; an identical record from earlier in the window would be taken for ours, which at
+#: worst means one record where a blind re-send would have made two identical ones.
+LOOKBACK_SECONDS = 600
+
+#: The fields that say two records are the same write (besides document type and id, which the query pins).
+_IDENTITY = ("status", "contact_alert_type", "external_id", "document_status", "document_revision", "creation_method")
+
+
+def _id(value: Any, what: str) -> int:
+    if not is_integer_value(value) or int(value) < 1:
+        raise CoupaValidationError([f"{what} must be a Coupa id (a whole number from 1), got {value!r}"])
+    return int(value)
+
+
+def _since(now: float) -> str:
+    moment = datetime.fromtimestamp(now, tz=timezone.utc) - timedelta(seconds=LOOKBACK_SECONDS)
+    return moment.isoformat(timespec="seconds")
+
+
+def _choose(action: str, actions: Mapping[str, str], what: str) -> str:
+    if action not in actions:
+        raise CoupaValidationError([f"action must be one of {', '.join(actions)} for {what}, got {action!r}"])
+    return actions[action]
+
+
+# ------------------------------------------------------------------------------------------------ records, errors
+def create_record(
+    fields: Mapping[str, Any],
+    *,
+    action: str = "create",
+    now: float,
+    extra_document_types: Collection[str] = (),
+) -> Operation:
+    """``POST /integration_history_records[/<action>]`` with one record; ``now`` is the wall-clock time."""
+    suffix = _choose(action, RECORD_ACTIONS, "a record")
+    body = build_payload(fields, known=RECORD_FIELDS, extra_document_types=extra_document_types)
+    return Operation(
+        "POST", RECORDS + suffix, body=body, idempotent=False, verify=_same_write(RECORDS, body, RECORD_FIELDS, now)
+    )
+
+
+def create_error(
+    fields: Mapping[str, Any],
+    *,
+    action: str = "create",
+    now: float,
+    extra_document_types: Collection[str] = (),
+) -> Operation:
+    """``POST /integration_errors[/create_alert]``: a record that belongs to an integration run."""
+    suffix = _choose(action, ERROR_ACTIONS, "an integration error")
+    body = build_payload(
+        fields, known=ERROR_FIELDS, extra_document_types=extra_document_types, what="integration error"
+    )
+    return Operation(
+        "POST", ERRORS + suffix, body=body, idempotent=False, verify=_same_write(ERRORS, body, ERROR_FIELDS, now)
+    )
+
+
+def _same_write(path: str, body: Mapping[str, Any], known: Mapping[str, Field], now: float) -> Verification:
+    filters: dict[str, Any] = {"created_at[gt_or_eq]": _since(now)}
+    for name in ("document-type", "document-id", "integration-run-id"):
+        if body.get(name) is not None:
+            filters[name] = body[name]
+    run = body.get("integration-run")
+    if isinstance(run, Mapping) and run.get("id") is not None:
+        filters["integration-run-id"] = run["id"]
+    params = build_index_params(filters, order_by="id", direction="desc", limit=PAGE_SIZE, known_fields=known)
+    sent = to_python_keys(dict(body))
+
+    def pick(found: list[dict[str, Any]]) -> dict[str, Any] | None:
+        return next((record for record in found if _is_same(record, sent)), None)
+
+    return Verification(Operation("GET", path, tuple(params)), pick)
+
+
+def _is_same(record: Mapping[str, Any], sent: Mapping[str, Any]) -> bool:
+    if any(sent.get(name) != record.get(name) for name in _IDENTITY if name in sent):
+        return False
+    integration = sent.get("integration")
+    stored = record.get("integration") or {}
+    if isinstance(integration, Mapping) and any(stored.get(k) != v for k, v in integration.items()):
+        return False
+    responses = [(r.get("response_code"), r.get("response_message")) for r in sent.get("responses") or []]
+    kept = [(r.get("response_code"), r.get("response_message")) for r in record.get("responses") or []]
+    return responses == kept
+
+
+def update_record(
+    record_id: Any,
+    fields: Mapping[str, Any],
+    *,
+    path: str = RECORDS,
+    extra_document_types: Collection[str] = (),
+) -> Operation:
+    """``PUT /<resource>/<id>`` with only the fields given (the rest keep their values). Safe to re-send."""
+    known = RECORD_FIELDS if path == RECORDS else ERROR_FIELDS
+    body = build_payload(fields, known=known, partial=True, extra_document_types=extra_document_types)
+    if not body:
+        raise CoupaValidationError(["an update needs at least one field to change"])
+    return Operation("PUT", f"{path}/{_id(record_id, 'record_id')}", body=body)
+
+
+def set_resolved(record_id: Any, resolved: bool, *, path: str = RECORDS) -> Operation:
+    """``PUT /<resource>/<id>/resolve`` (or ``/unresolve``): the only way ``resolved`` changes. Safe to re-send."""
+    return Operation("PUT", f"{path}/{_id(record_id, 'record_id')}/{'resolve' if resolved else 'unresolve'}")
+
+
+def get_resource(path: str, resource_id: Any, *, fields: Sequence[Any] | None = None) -> Operation:
+    """``GET /<resource>/<id>``, trimmed to ``fields`` when given."""
+    known = _KNOWN[path]
+    params = (("fields", fields_param(fields, known)),) if fields else ()
+    return Operation("GET", f"{path}/{_id(resource_id, 'id')}", params)
+
+
+def query_resources(
+    path: str,
+    filters: Mapping[str, Any] | None = None,
+    *,
+    fields: Sequence[Any] | None = None,
+    order_by: str = "id",
+    direction: str = "asc",
+    limit: int = PAGE_SIZE,
+    offset: int = 0,
+) -> Operation:
+    """One page of ``GET /<resource>?filters`` (at most 50)."""
+    params = build_index_params(
+        filters,
+        fields=fields,
+        order_by=order_by,
+        direction=direction,
+        limit=limit,
+        offset=offset,
+        known_fields=_KNOWN[path],
+    )
+    return Operation("GET", path, tuple(params))
+
+
+# ------------------------------------------------------------------------------------------------ runs
+def create_run(integration: str, *, now: float, **fields: Any) -> Operation:
+    """``POST /integration_runs`` for the integration with code ``integration`` (a run starts ``pending``)."""
+    if not isinstance(integration, str) or not integration.strip():
+        raise CoupaValidationError(["integration must be the integration's code, e.g. 'ERP-INVOICES'"])
+    body = _run_body(fields)
+    body["integration"] = {"code": integration}
+    params = build_index_params(
+        {"integration[code]": integration, "created_at[gt_or_eq]": _since(now), "status": "pending"},
+        order_by="id",
+        direction="desc",
+        limit=1,
+        known_fields=RUN_FIELDS,
+    )
+    verify = Verification(Operation("GET", RUNS, tuple(params)), lambda found: found[0] if found else None)
+    return Operation("POST", RUNS, body=body, idempotent=False, verify=verify)
+
+
+def run_transition(run_id: Any, action: str, **fields: Any) -> Operation:
+    """``PUT /integration_runs/<id>/<action>`` (run, pause, pending, success, finish, fail).
+
+    Not blindly re-sent: Coupa refuses to move a finished run, so a retried ``/success`` whose first answer was
+    lost would fail. A lost answer is checked by reading the run's status instead.
+    """
+    if action not in RUN_ACTIONS:
+        raise CoupaValidationError([f"action must be one of {', '.join(RUN_ACTIONS)}, got {action!r}"])
+    run = _id(run_id, "run_id")
+    target = RUN_ACTIONS[action]
+    verify = Verification(
+        Operation("GET", RUNS, (("id", str(run)),)),
+        lambda found: next((r for r in found if r.get("status") == target), None),
+    )
+    return Operation("PUT", f"{RUNS}/{run}/{action}", body=_run_body(fields) or None, idempotent=False, verify=verify)
+
+
+def _run_body(fields: Mapping[str, Any]) -> dict[str, Any]:
+    allowed = ("total_records", "records_processed", "start_time", "end_time")
+    unknown = [k for k in fields if k not in allowed]
+    if unknown:
+        raise CoupaValidationError([f"unknown run field(s) {unknown}; allowed: {', '.join(allowed)}"])
+    body = {k.replace("_", "-"): v for k, v in fields.items() if v is not None}
+    for name in ("total-records", "records-processed"):
+        if name in body:
+            if not is_integer_value(body[name]) or int(body[name]) < 0:
+                raise CoupaValidationError([f"{name.replace('-', '_')} must be a whole number, got {body[name]!r}"])
+            body[name] = int(body[name])
+    return body
+
+
+# ------------------------------------------------------------------------------------------------ paging
+class Walk:
+    """Every record matching a query, page by page, in constant memory.
+
+    Ordered by id (the default), it pages by key: each page asks for ``id[gt]=<last id seen>`` from offset 0.
+    Unlike offset paging this cannot skip or repeat a record when records change while the walk runs (say, the
+    caller resolves each unresolved record it reads, which would shift every later offset), and Coupa's
+    database finds each page by index instead of counting past all earlier ones. Any other order falls back to
+    offset paging (offset from 0, which is Coupa's first record).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        fields: Sequence[Any] | None = None,
+        order_by: str = "id",
+        direction: str = "asc",
+        max_records: int | None = None,
+    ) -> None:
+        self.path = path
+        self.known = _KNOWN[path]
+        filters = dict(filters or {})
+        self.by_key = order_by == "id"
+        self.descending = direction == "desc"
+        self.last_id: int | None = None
+        if self.by_key:
+            for key in ("id[gt]", "id[lt]") if not self.descending else ("id[lt]",):
+                if key in filters and (key == "id[gt]") != self.descending:
+                    self.last_id = _id(filters.pop(key), key)
+            if fields is not None and "id" not in fields:
+                fields = ["id", *fields]
+        self.fields = fields
+        self.filters = filters
+        self.pager = Pager(max_records=max_records)
+        # Validate everything once, up front: a bad filter fails before the first request.
+        self._base = build_index_params(
+            filters,
+            fields=fields,
+            order_by=order_by,
+            direction=direction,
+            limit=None,
+            offset=None,
+            known_fields=self.known,
+        )
+
+    @property
+    def done(self) -> bool:
+        return self.pager.done
+
+    def next_operation(self) -> Operation | None:
+        """The request for the next page, or None when the walk is over."""
+        if self.pager.done:
+            return None
+        params = list(self._base)
+        if self.by_key:
+            if self.last_id is not None:
+                params.append((f"id[{'lt' if self.descending else 'gt'}]", str(self.last_id)))
+            params += [("limit", str(self.pager.limit)), ("offset", "0")]
+        else:
+            params += self.pager.params()
+        return Operation("GET", self.path, tuple(params))
+
+    def take(self, page: Sequence[dict[str, Any]] | None) -> list[dict[str, Any]]:
+        """The records of one answered page; advances the walk."""
+        kept = self.pager.take(list(page or []))
+        if kept and self.by_key:
+            self.last_id = int(kept[-1]["id"])
+        return kept
+
+
+_KNOWN: Mapping[str, Mapping[str, Field]] = {
+    RECORDS: RECORD_FIELDS,
+    ERRORS: ERROR_FIELDS,
+    RUNS: RUN_FIELDS,
+    INTEGRATIONS: INTEGRATION_FIELDS,
+}

@@ -1,0 +1,146 @@
+"""Python keyword arguments -> the JSON body Coupa expects, refusing before any request what Coupa would refuse.
+
+Users write ``document_type="InvoiceHeader", integration="ERP", responses=[("E42", "Supplier blocked")]``;
+Coupa wants ``{"document-type": ..., "integration": {"code": ...}, "responses": [{"response-code": ...}]}``.
+The shorthands are what people type in DAG files; the checks are Coupa's own (from ``records.py``) plus the
+mistakes Coupa would silently accept: a typo in a field name (Coupa drops unknown attributes) and a read-only
+field such as ``resolved`` (Coupa ignores it, so the user's intent would be lost without a word).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
+from airflow_provider_coupa_ihr.client.records import (
+    CONTACT_ALERT_TYPES,
+    DOCUMENT_TYPES,
+    RECORD_FIELDS,
+    Field,
+    Problem,
+    check_fields,
+    is_integer_value,
+    to_wire_keys,
+)
+
+__all__ = ["build_payload", "normalise_responses"]
+
+_READ_ONLY_ADVICE = {
+    "resolved": "use resolve() / unresolve() (the resolve and unresolve actions) instead",
+    "status": "it follows the run's actions (run, pause, success, fail)",
+}
+
+
+def build_payload(
+    fields: Mapping[str, Any],
+    *,
+    known: Mapping[str, Field] = RECORD_FIELDS,
+    partial: bool = False,
+    extra_document_types: Collection[str] = (),
+    what: str = "integration history record",
+) -> dict[str, Any]:
+    """The wire body for ``fields`` (snake_case or dash-case keys; ``None`` values mean "not given").
+
+    ``partial`` is for updates, where missing required fields keep their stored value. Raises
+    :class:`CoupaValidationError` naming every problem at once, so a user fixes a DAG in one go.
+    """
+    problems: list[str] = []
+    wire: dict[str, Any] = {}
+    python_names = sorted(f.python_name for f in known.values() if not f.read_only)
+    for key, value in fields.items():
+        if value is None:
+            continue
+        name = str(key).replace("_", "-")
+        spec = known.get(name)
+        python_name = name.replace("-", "_")
+        if spec is None:
+            close = difflib.get_close_matches(python_name, python_names, n=2)
+            suggestion = f"; did you mean {' or '.join(close)}?" if close else ""
+            problems.append(f"{key!r} is not a field of a Coupa {what}{suggestion} Fields: {', '.join(python_names)}")
+            continue
+        if spec.read_only:
+            advice = _READ_ONLY_ADVICE.get(name, "Coupa sets it")
+            problems.append(f"{python_name} is read-only in Coupa and would be ignored; {advice}")
+            continue
+        try:
+            wire[name] = _normalise(name, spec, value)
+        except ValueError as exc:
+            problems.append(f"{python_name} {exc}")
+    if "contact-alert-type" in wire and wire["contact-alert-type"] not in CONTACT_ALERT_TYPES:
+        problems.append(
+            f"contact_alert_type must be one of {', '.join(CONTACT_ALERT_TYPES)} "
+            f"(whose contacts Coupa alerts), got {wire['contact-alert-type']!r}"
+        )
+    for problem in check_fields(
+        wire, known, require=not partial, extra_choices={"document-type": tuple(extra_document_types)}
+    ):
+        problems.append(_describe(problem, wire, extra_document_types))
+    if problems:
+        raise CoupaValidationError(problems, what=what)
+    return wire
+
+
+def normalise_responses(value: Any) -> list[dict[str, Any]]:
+    """``responses`` from any of the shapes people write: dicts (snake or dash keys), ``(code, message)`` pairs,
+    or a single one of either."""
+    if isinstance(value, (Mapping, tuple)):
+        value = [value]
+    if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
+        raise ValueError("must be a list of {response_code, response_message} or (code, message) pairs")
+    out = []
+    for item in value:
+        if isinstance(item, Mapping):
+            entry = to_wire_keys(dict(item))
+            unknown = set(entry) - {"response-code", "response-message"}
+            if unknown:
+                names = sorted(k.replace("-", "_") for k in unknown)
+                raise ValueError(f"items take response_code and response_message only, got {names}")
+        elif isinstance(item, tuple) and len(item) == 2:
+            entry = {"response-code": item[0], "response-message": item[1]}
+        else:
+            raise ValueError(f"items must be dicts or (code, message) pairs, got {item!r}")
+        for key in ("response-code", "response-message"):
+            if entry.get(key) is not None and not isinstance(entry[key], str):
+                entry[key] = str(entry[key])
+        out.append(entry)
+    return out
+
+
+def _normalise(name: str, spec: Field, value: Any) -> Any:
+    if name == "integration":
+        if isinstance(value, str):
+            return {"code": value}
+        if isinstance(value, Mapping) and ("code" in value or "id" in value):
+            return to_wire_keys(dict(value))
+        raise ValueError(f"takes the integration's code (a string) or {{'code': ...}}, got {value!r}")
+    if name == "integration-run":
+        if is_integer_value(value):
+            return {"id": int(value)}
+        if isinstance(value, Mapping) and is_integer_value(value.get("id")):
+            return {"id": int(value["id"])}
+        raise ValueError(f"takes the run's id (an integer) or {{'id': ...}}, got {value!r}")
+    if name == "responses":
+        return normalise_responses(value)
+    if spec.kind == "integer" and is_integer_value(value):
+        return int(value)
+    return value
+
+
+def _describe(problem: Problem, wire: Mapping[str, Any], extra_document_types: Collection[str]) -> str:
+    python_name = problem.field.replace("-", "_")
+    if problem.field == "document-type" and problem.message == "is not included in the list":
+        given = wire.get("document-type")
+        close = difflib.get_close_matches(str(given), DOCUMENT_TYPES, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        allowed = ", ".join([*DOCUMENT_TYPES, *extra_document_types])
+        return (
+            f"document_type {given!r} is not one of Coupa's document types.{hint} Allowed: {allowed}. "
+            f"A type newer than R39 can be allowed on purpose with extra_document_types."
+        )
+    value = wire.get(problem.field)
+    shown = f", got {value!r}" if value is not None and problem.message != "can't be blank" else ""
+    if isinstance(value, str) and len(value) > 60:
+        shown = f", got {len(value)} characters"
+    return f"{python_name} {problem.message}{shown}"
