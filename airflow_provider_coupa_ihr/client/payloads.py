@@ -133,12 +133,9 @@ def _describe(problem: Problem, wire: Mapping[str, Any], extra_document_types: C
     if problem.field == "document-type" and problem.message == "is not included in the list":
         given = wire.get("document-type")
         close = difflib.get_close_matches(str(given), DOCUMENT_TYPES, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        allowed = ", ".join([*DOCUMENT_TYPES, *extra_document_types])
-        return (
-            f"document_type {given!r} is not one of Coupa's document types.{hint} Allowed: {allowed}. "
-            f"A type newer than R39 can be allowed on purpose with extra_document_types."
-        )
+        hint = f"; did you mean {close[0]!r}?" if close else " (the allowed ones are listed below)"
+        extra = f" or the extra ones allowed ({', '.join(extra_document_types)})" if extra_document_types else ""
+        return f"document_type {given!r} is not one of Coupa's document types{extra}{hint}"
     value = wire.get(problem.field)
     shown = f", got {value!r}" if value is not None and problem.message != "can't be blank" else ""
     if isinstance(value, str) and len(value) > 60:

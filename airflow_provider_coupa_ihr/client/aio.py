@@ -1,0 +1,164 @@
+"""``AsyncCoupaClient``: the same calls for triggers and async notifiers, driving :mod:`.flow` with httpx.
+
+httpx comes with both Airflow lines, so this adds no dependency. Each client holds one ``httpx.AsyncClient``
+(a connection pool) and shares the process-wide token cache and throttle with the sync client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from airflow_provider_coupa_ihr.client import operations as ops
+from airflow_provider_coupa_ihr.client.auth import TOKEN_CACHE, Token, TokenCache
+from airflow_provider_coupa_ihr.client.config import ClientConfig
+from airflow_provider_coupa_ihr.client.flow import (
+    Effect,
+    Flow,
+    GetToken,
+    HttpRequest,
+    HttpResponse,
+    Operation,
+    Send,
+    Sleep,
+    TransportFailure,
+    call,
+    fetch_token,
+)
+from airflow_provider_coupa_ihr.client.retry import Throttle
+from airflow_provider_coupa_ihr.client.sync import context_for, shared_throttle, token_key
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["AsyncCoupaClient"]
+
+T = TypeVar("T")
+
+
+class AsyncCoupaClient:
+    """Async twin of :class:`~.sync.CoupaClient` for the reads a trigger makes and the writes a notifier makes."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        client: httpx.AsyncClient | None = None,
+        token_cache: TokenCache = TOKEN_CACHE,
+        mask_secret: Callable[[str], None] | None = None,
+        throttle: Throttle | None = None,
+    ) -> None:
+        import httpx
+
+        self.config = config
+        self._own_client = client is None
+        self.http = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
+            verify=config.verify,
+            follow_redirects=False,
+            proxy=config.proxies.get("https") or config.proxies.get("http"),
+            trust_env=False,
+        )
+        self._token_cache = token_cache
+        self._ctx = context_for(config, mask_secret=mask_secret, throttle=throttle or shared_throttle(config))
+        if config.api_key is None:
+            self._token_key = token_key(config)
+
+    async def aclose(self) -> None:
+        if self._own_client:
+            await self.http.aclose()
+
+    async def __aenter__(self) -> AsyncCoupaClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # ---------------------------------------------------------------------------------------- plumbing
+    async def perform(self, operation: Operation) -> Any:
+        return await self._run(call(self._ctx, operation))
+
+    async def _run(self, flow: Flow[T]) -> T:
+        result: Any = None
+        while True:
+            try:
+                effect = flow.send(result)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            try:
+                result = await self._handle(effect)
+            except BaseException:
+                flow.close()
+                raise
+
+    async def _handle(self, effect: Effect) -> Any:
+        if isinstance(effect, Send):
+            return await self._send(effect.request)
+        if isinstance(effect, Sleep):
+            await asyncio.sleep(effect.seconds)
+            return None
+        return await self._token(effect)
+
+    async def _token(self, effect: GetToken) -> Token:
+        if effect.refresh and effect.stale is not None:
+            self._token_cache.invalidate(self._token_key, effect.stale)
+        return await self._token_cache.aget_or_fetch(self._token_key, lambda: self._run(fetch_token(self._ctx)))
+
+    async def _send(self, request: HttpRequest) -> HttpResponse | TransportFailure:
+        import httpx
+
+        config = self.config
+        try:
+            response = await self.http.request(
+                request.method,
+                request.url,
+                params=list(request.params) or None,
+                json=request.json_body,
+                data=dict(request.form) if request.form is not None else None,
+                headers=dict(request.headers),
+            )
+        except httpx.ConnectTimeout:
+            return TransportFailure(f"connecting to {config.host} timed out after {config.connect_timeout:g} s", False)
+        except (httpx.ConnectError, httpx.PoolTimeout) as exc:
+            return TransportFailure(f"connection failed: {type(exc).__name__}: {str(exc)[:200]}", False)
+        except httpx.ReadTimeout:
+            return TransportFailure(f"no answer within the read timeout of {config.read_timeout:g} s", True)
+        except httpx.TransportError as exc:
+            return TransportFailure(f"connection failed: {type(exc).__name__}: {str(exc)[:200]}", None)
+        return HttpResponse(response.status_code, {k.lower(): v for k, v in response.headers.items()}, response.content)
+
+    # ---------------------------------------------------------------------------------------- calls
+    async def create_record(self, *, action: str = "create", **fields: Any) -> dict[str, Any]:
+        """As :meth:`CoupaClient.create_record <.sync.CoupaClient.create_record>`."""
+        op = ops.create_record(
+            fields, action=action, now=time.time(), extra_document_types=self.config.extra_document_types
+        )
+        return await self.perform(op)  # type: ignore[no-any-return]
+
+    async def get_record(self, record_id: int, *, fields: Sequence[Any] | None = None) -> dict[str, Any]:
+        return await self.perform(ops.get_resource(ops.RECORDS, record_id, fields=fields))  # type: ignore[no-any-return]
+
+    def query_records(
+        self,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        fields: Sequence[Any] | None = None,
+        order_by: str = "id",
+        direction: str = "asc",
+        max_records: int | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every record matching ``filters``, page by page (see :class:`.operations.Walk`)."""
+        walk = ops.Walk(
+            ops.RECORDS, filters, fields=fields, order_by=order_by, direction=direction, max_records=max_records
+        )
+        return self.walk(walk)
+
+    async def walk(self, walk: ops.Walk) -> AsyncIterator[dict[str, Any]]:
+        while (operation := walk.next_operation()) is not None:
+            for record in walk.take(await self.perform(operation)):
+                yield record
+
+    async def run_transition(self, run_id: int, action: str, **fields: Any) -> dict[str, Any]:
+        return await self.perform(ops.run_transition(run_id, action, **fields))  # type: ignore[no-any-return]

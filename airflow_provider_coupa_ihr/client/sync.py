@@ -1,0 +1,284 @@
+"""``CoupaClient``: the blocking client, a thin driver of :mod:`.flow` on one pooled ``requests.Session``.
+
+Everything this module decides is how to put a request on the wire and how to read a failure to send it; what
+to send, when to retry, when to refresh the token and how to avoid a duplicate create are decided in
+:mod:`.flow` and :mod:`.operations`, which the async client shares.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_coupa_ihr.client import operations as ops
+from airflow_provider_coupa_ihr.client.auth import TOKEN_CACHE, Token, TokenCache, TokenKey
+from airflow_provider_coupa_ihr.client.config import ClientConfig
+from airflow_provider_coupa_ihr.client.flow import (
+    CallContext,
+    Effect,
+    GetToken,
+    HttpRequest,
+    HttpResponse,
+    Operation,
+    Send,
+    Sleep,
+    TransportFailure,
+    call,
+    fetch_token,
+    run_sync,
+)
+from airflow_provider_coupa_ihr.client.retry import Throttle
+
+if TYPE_CHECKING:
+    import requests
+
+__all__ = ["CoupaClient", "shared_throttle"]
+
+_THROTTLES: dict[tuple[str, str], Throttle] = {}
+_THROTTLES_LOCK = threading.Lock()
+
+
+def shared_throttle(config: ClientConfig) -> Throttle | None:
+    """One throttle per Coupa instance and client in this process, so every hook and thread shares the limit."""
+    if config.rate_limit is None:
+        return None
+    key = (config.base_url, config.client_id or "api-key")
+    with _THROTTLES_LOCK:
+        throttle = _THROTTLES.get(key)
+        if throttle is None or throttle.rate != config.rate_limit or throttle.burst != config.burst:
+            throttle = _THROTTLES[key] = Throttle(config.rate_limit, config.burst)
+        return throttle
+
+
+def context_for(
+    config: ClientConfig,
+    *,
+    mask_secret: Callable[[str], None] | None,
+    throttle: Throttle | None,
+) -> CallContext:
+    return CallContext(config=config, throttle=throttle, mask_secret=mask_secret)
+
+
+def token_key(config: ClientConfig) -> TokenKey:
+    assert config.client_id is not None
+    assert config.client_secret is not None
+    return TokenKey.for_client(config.token_url, config.client_id, config.client_secret, config.scopes)
+
+
+class CoupaClient:
+    """Coupa's integration APIs for Python code, with Coupa's manners built in.
+
+    - OAuth2 client credentials with one token per process for the same instance, client and scopes, renewed
+      before it expires, and one refresh on a 401; or the legacy API key.
+    - Retries on 429, 5xx, timeouts and dropped connections with ``Retry-After`` honoured and jittered backoff,
+      bounded by ``config.retry``; a create whose answer was lost is looked up before it is sent again.
+    - A process-wide throttle under Coupa's 25 requests per second (``config.rate_limit``).
+    - One pooled session; default timeouts; no redirects followed (credentials stay on the instance's host).
+
+    Method arguments use Python names (``document_type=``); the wire uses Coupa's dash-case; answers come back
+    with snake_case keys.
+    """
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        session: requests.Session | None = None,
+        token_cache: TokenCache = TOKEN_CACHE,
+        mask_secret: Callable[[str], None] | None = None,
+        throttle: Throttle | None = None,
+    ) -> None:
+        import requests
+
+        self.config = config
+        self._own_session = session is None
+        self.session = session or requests.Session()
+        self.session.trust_env = bool(config.proxies) or self.session.trust_env
+        self._token_cache = token_cache
+        self._ctx = context_for(config, mask_secret=mask_secret, throttle=throttle or shared_throttle(config))
+        if config.api_key is None:
+            self._token_key = token_key(config)
+
+    # ---------------------------------------------------------------------------------------- plumbing
+    def close(self) -> None:
+        if self._own_session:
+            self.session.close()
+
+    def __enter__(self) -> CoupaClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def perform(self, operation: Operation) -> Any:
+        """Run one operation from :mod:`.operations` (or your own) with the full retry and auth behaviour."""
+        return run_sync(call(self._ctx, operation), self._handle)
+
+    def token(self) -> Token:
+        """A valid bearer token (from the process cache, or fetched). For ``test_connection`` and diagnostics."""
+        return self._token(GetToken())
+
+    def _handle(self, effect: Effect) -> Any:
+        if isinstance(effect, Send):
+            return self._send(effect.request)
+        if isinstance(effect, Sleep):
+            time.sleep(effect.seconds)
+            return None
+        return self._token(effect)
+
+    def _token(self, effect: GetToken) -> Token:
+        if effect.refresh and effect.stale is not None:
+            self._token_cache.invalidate(self._token_key, effect.stale)
+        return self._token_cache.get_or_fetch(self._token_key, lambda: run_sync(fetch_token(self._ctx), self._handle))
+
+    def _send(self, request: HttpRequest) -> HttpResponse | TransportFailure:
+        import requests
+
+        config = self.config
+        try:
+            response = self.session.request(
+                request.method,
+                request.url,
+                params=list(request.params) or None,
+                json=request.json_body,
+                data=request.form,
+                headers=dict(request.headers),
+                timeout=(config.connect_timeout, config.read_timeout),
+                allow_redirects=False,
+                verify=config.verify,
+                proxies=dict(config.proxies) or None,
+            )
+        except requests.exceptions.ConnectTimeout:
+            return TransportFailure(f"connecting to {config.host} timed out after {config.connect_timeout:g} s", False)
+        except requests.exceptions.ReadTimeout:
+            return TransportFailure(f"no answer within the read timeout of {config.read_timeout:g} s", True)
+        except requests.exceptions.SSLError as exc:
+            return TransportFailure(f"TLS failed: {_reason(exc)}", False)
+        except requests.exceptions.ConnectionError as exc:
+            return TransportFailure(f"connection failed: {_reason(exc)}", _was_sent(exc))
+        except requests.exceptions.RequestException as exc:
+            return TransportFailure(f"request failed: {_reason(exc)}", None)
+        return HttpResponse(response.status_code, {k.lower(): v for k, v in response.headers.items()}, response.content)
+
+    # ---------------------------------------------------------------------------------------- records
+    def create_record(self, *, action: str = "create", **fields: Any) -> dict[str, Any]:
+        """Create one integration history record; ``action`` picks the IHR endpoint.
+
+        ``action``: ``create`` (default), ``create_alert`` (also alerts the integration's contacts of
+        ``contact_alert_type``), ``mark_exported`` (also marks the document exported),
+        ``create_alert_and_mark_exported``, or ``acknowledge``. ``fields``: ``document_type``, ``document_id``,
+        ``contact_alert_type`` (required) and any other IHR field; ``integration="CODE"`` and
+        ``integration_run=ID`` are shorthands, ``responses`` takes dicts or ``(code, message)`` pairs.
+        """
+        op = ops.create_record(
+            fields, action=action, now=time.time(), extra_document_types=self.config.extra_document_types
+        )
+        return self.perform(op)  # type: ignore[no-any-return]
+
+    def create_alert(self, **fields: Any) -> dict[str, Any]:
+        return self.create_record(action="create_alert", **fields)
+
+    def mark_exported(self, **fields: Any) -> dict[str, Any]:
+        return self.create_record(action="mark_exported", **fields)
+
+    def create_alert_and_mark_exported(self, **fields: Any) -> dict[str, Any]:
+        return self.create_record(action="create_alert_and_mark_exported", **fields)
+
+    def acknowledge(self, **fields: Any) -> dict[str, Any]:
+        return self.create_record(action="acknowledge", **fields)
+
+    def get_record(self, record_id: int, *, fields: Sequence[Any] | None = None) -> dict[str, Any]:
+        return self.perform(ops.get_resource(ops.RECORDS, record_id, fields=fields))  # type: ignore[no-any-return]
+
+    def update_record(self, record_id: int, **fields: Any) -> dict[str, Any]:
+        """Change the given fields of a record (``resolved`` excepted: use :meth:`resolve`)."""
+        op = ops.update_record(record_id, fields, extra_document_types=self.config.extra_document_types)
+        return self.perform(op)  # type: ignore[no-any-return]
+
+    def resolve(self, record_id: int) -> dict[str, Any]:
+        return self.perform(ops.set_resolved(record_id, True))  # type: ignore[no-any-return]
+
+    def unresolve(self, record_id: int) -> dict[str, Any]:
+        return self.perform(ops.set_resolved(record_id, False))  # type: ignore[no-any-return]
+
+    def query_records(
+        self,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        fields: Sequence[Any] | None = None,
+        order_by: str = "id",
+        direction: str = "asc",
+        max_records: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every record matching ``filters`` (Coupa's syntax: ``{"status": "Error", "id[in]": [1, 2]}``), as a
+        generator over pages of 50, so 100,000 records stream in constant memory. See :class:`.operations.Walk`.
+        """
+        return self.walk(
+            ops.Walk(
+                ops.RECORDS, filters, fields=fields, order_by=order_by, direction=direction, max_records=max_records
+            )
+        )
+
+    def walk(self, walk: ops.Walk) -> Iterator[dict[str, Any]]:
+        """Run a :class:`.operations.Walk` (validated already, so errors in it surface at the call)."""
+
+        def pages() -> Iterator[dict[str, Any]]:
+            while (operation := walk.next_operation()) is not None:
+                yield from walk.take(self.perform(operation))
+
+        return pages()
+
+    # ---------------------------------------------------------------------------------------- runs, errors
+    def create_run(self, integration: str, **fields: Any) -> dict[str, Any]:
+        """Start bookkeeping for one run of ``integration`` (its code); the run starts ``pending``."""
+        return self.perform(ops.create_run(integration, now=time.time(), **fields))  # type: ignore[no-any-return]
+
+    def run_transition(self, run_id: int, action: str, **fields: Any) -> dict[str, Any]:
+        """Move a run: ``run`` (with ``total_records``), ``pause``, ``pending``, ``success``, ``finish``, ``fail``."""
+        return self.perform(ops.run_transition(run_id, action, **fields))  # type: ignore[no-any-return]
+
+    def get_run(self, run_id: int) -> dict[str, Any]:
+        return self.perform(ops.get_resource(ops.RUNS, run_id))  # type: ignore[no-any-return]
+
+    def create_integration_error(self, *, action: str = "create", **fields: Any) -> dict[str, Any]:
+        """Create an integration error (a record that belongs to a run: pass ``integration_run=<id>``)."""
+        op = ops.create_error(
+            fields, action=action, now=time.time(), extra_document_types=self.config.extra_document_types
+        )
+        return self.perform(op)  # type: ignore[no-any-return]
+
+    def resolve_integration_error(self, error_id: int, resolved: bool = True) -> dict[str, Any]:
+        return self.perform(ops.set_resolved(error_id, resolved, path=ops.ERRORS))  # type: ignore[no-any-return]
+
+    def query_integration_errors(
+        self, filters: Mapping[str, Any] | None = None, *, max_records: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        return self.walk(ops.Walk(ops.ERRORS, filters, max_records=max_records))
+
+    def get_integration(self, code: str) -> dict[str, Any] | None:
+        """The integration with this code, or None."""
+        found = self.perform(ops.query_resources(ops.INTEGRATIONS, {"code": code}, limit=1))
+        return found[0] if found else None
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause of a transport error, without the URL (which may carry query parameters)."""
+    inner: BaseException = exc
+    while True:
+        nxt = inner.__cause__ or inner.__context__ or (inner.args[0] if inner.args else None)
+        if not isinstance(nxt, BaseException) or nxt is inner:
+            break
+        inner = nxt
+    return f"{type(inner).__name__}: {str(inner).split(' (Caused by')[0][:200]}"
+
+
+def _was_sent(exc: BaseException) -> bool | None:
+    """A refused or unresolvable connection never carried the request; a reset or closed one may have."""
+    text = repr(exc)
+    if any(
+        s in text for s in ("NewConnectionError", "Failed to establish", "NameResolutionError", "ConnectionRefused")
+    ):
+        return False
+    return None
