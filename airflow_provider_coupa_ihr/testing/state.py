@@ -140,7 +140,7 @@ class CoupaState:
     def snapshot(self, table: _Table) -> list[Resource]:
         """Deep copies of a table's rows in id order, safe to read while the server keeps writing."""
         with self._lock:
-            return [copy.deepcopy(table.rows[i]) for i in sorted(table.rows)]
+            return [self._view(table, table.rows[i]) for i in sorted(table.rows)]
 
     def select(self, table: _Table, query: Query) -> list[Resource]:
         """One page of a query, as copies safe to render after the lock is released.
@@ -157,12 +157,14 @@ class CoupaState:
                     self._query_cache.pop(next(iter(self._query_cache)))
                 self._query_cache[key] = ids
             page = ids[query.offset : query.offset + query.limit]
+            if table is self.runs:
+                return [self._view(table, table.rows[i]) for i in page]
             return [_copy_for_reading(table.rows[i]) for i in page]
 
     def get(self, table: _Table, resource_id: int) -> Resource:
         with self._lock:
             try:
-                return copy.deepcopy(table.rows[resource_id])
+                return self._view(table, table.rows[resource_id])
             except KeyError:
                 raise NotFound(f"{table.resource} {resource_id}") from None
 
@@ -221,7 +223,7 @@ class CoupaState:
                 self.runs.rows[row["integration-run-id"]]["integration-errors"].append({"id": row["id"]})
             for kind in ACTION_EFFECTS.get(action, ()):
                 self._record_effect(kind, table, row, now)
-            return copy.deepcopy(row)
+            return self._view(table, row)
 
     def update(
         self, table: _Table, resource_id: int, payload: Mapping[str, Any], *, user: Mapping[str, Any] | None
@@ -241,7 +243,7 @@ class CoupaState:
             row["updated-at"] = self._clock()
             row["updated-by"] = copy.deepcopy(user)
             table.touch()
-            return copy.deepcopy(row)
+            return self._view(table, row)
 
     def set_resolved(
         self, table: _Table, resource_id: int, resolved: bool, *, user: Mapping[str, Any] | None = None
@@ -254,7 +256,7 @@ class CoupaState:
             if user is not None:
                 row["updated-by"] = copy.deepcopy(user)
             table.touch()
-            return copy.deepcopy(row)
+            return self._view(table, row)
 
     def run_action(
         self, resource_id: int, action: str, payload: Mapping[str, Any], *, user: Mapping[str, Any] | None
@@ -265,7 +267,7 @@ class CoupaState:
             row = self._row(self.runs, resource_id)
             if action == "max_updated_at":
                 row["max-updated-at"] = self._max_updated_at(row)
-                return copy.deepcopy(row)
+                return self._view(self.runs, row)
             problems = check_fields(body, RUN_FIELDS, require=False)
             if row["status"] in FINISHED_RUN_STATUSES:
                 problems.append(Problem("status", f"cannot change once the run is {row['status']}"))
@@ -285,9 +287,22 @@ class CoupaState:
             row["updated-at"] = now
             row["updated-by"] = copy.deepcopy(user)
             self.runs.touch()
-            return copy.deepcopy(row)
+            return self._view(self.runs, row)
 
     # ---------------------------------------------------------------- internals
+    def _view(self, table: _Table, row: Resource) -> Resource:
+        """A deep copy of ``row`` as Coupa shows it. A run lists its errors in full, as the Swagger's
+        ``IntegrationRun.integration-errors`` (items ``IntegrationError``) says, not as the stored ``{"id": N}``."""
+        out = copy.deepcopy(row)
+        if table is self.runs:
+            run = {k: v for k, v in out.items() if k != "integration-errors"}
+            out["integration-errors"] = [
+                {**copy.deepcopy(self.errors.rows[ref["id"]]), "integration-run": copy.deepcopy(run)}
+                for ref in row.get("integration-errors", ())
+                if ref["id"] in self.errors.rows
+            ]
+        return out
+
     def _row(self, table: _Table, resource_id: int) -> Resource:
         try:
             return table.rows[resource_id]
