@@ -1,0 +1,152 @@
+"""``coupa-emulator`` (console script) and ``python -m airflow_provider_coupa_ihr.testing`` as real processes:
+start, answer health, serve a token, a create and a query, stop on SIGTERM with exit code 0."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import IHR, TIMEOUT, Api, ihr
+
+from airflow_provider_coupa_ihr.testing.cli import build_parser
+from airflow_provider_coupa_ihr.testing.server import DEFAULT_CLIENT
+
+CONSOLE_SCRIPT = Path(sys.executable).with_name("coupa-emulator")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[str], deadline_s: float = 20.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            out, err = process.communicate()
+            pytest.fail(f"emulator exited early with {process.returncode}:\n{out}\n{err}")
+        try:
+            if requests.get(url + "/_emulator/health", timeout=0.5).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.05)
+    pytest.fail(f"emulator did not answer {url}/_emulator/health within {deadline_s} s")
+
+
+@pytest.fixture
+def run_emulator() -> Iterator[object]:
+    """Start an emulator command; always stopped (SIGTERM, then SIGKILL) when the test ends."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(command: Sequence[str], *options: str) -> tuple[subprocess.Popen[str], str]:
+        port = _free_port()
+        process = subprocess.Popen(
+            [*command, "--port", str(port), "--integration", "CLI-TEST", "--rate-limit", "0", *options],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started.append(process)
+        url = f"http://127.0.0.1:{port}"
+        _wait_healthy(url, process)
+        return process, url
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=10)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[str(CONSOLE_SCRIPT)], [sys.executable, "-m", "airflow_provider_coupa_ihr.testing"]],
+    ids=["console-script", "python-m"],
+)
+def test_command_serves_and_stops_cleanly(run_emulator, command: list[str]) -> None:  # type: ignore[no-untyped-def]
+    if command[0] == str(CONSOLE_SCRIPT) and not CONSOLE_SCRIPT.exists():
+        pytest.skip(f"console script not installed beside {sys.executable}")
+    process, url = run_emulator(command)
+
+    token = requests.post(
+        url + "/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": DEFAULT_CLIENT.client_id,
+            "client_secret": DEFAULT_CLIENT.client_secret,
+        },
+        timeout=TIMEOUT,
+    )
+    assert token.status_code == 200, token.text
+    with Api(url) as api:
+        api.headers.update({"Authorization": "Bearer " + token.json()["access_token"], "Accept": "application/json"})
+        created = api.post(IHR, json=ihr(integration={"code": "CLI-TEST"}, **{"document-id": 31337}))
+        assert created.status_code == 201, created.text
+        found = api.get(IHR, params={"document-id": "31337", "integration[code]": "CLI-TEST"})
+        assert [r["id"] for r in found.json()] == [created.json()["id"]]
+    assert requests.get(url + "/_emulator/records", timeout=TIMEOUT).json()[0]["document-id"] == 31337
+
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=15)
+    assert process.returncode == 0, err
+    assert f"Coupa emulator listening on {url}" in out
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url + "/_emulator/health", timeout=1)
+
+
+def test_parser_defaults_match_coupa() -> None:
+    args = build_parser().parse_args([])
+    assert args.host == "127.0.0.1"
+    assert args.port == 8765
+    assert args.token_lifetime == 86399
+    assert (args.rate_limit, args.burst) == (25.0, 20)
+    assert args.no_retry_after is False
+    assert args.api_key == []
+    assert (args.client_id, args.client_secret) == (DEFAULT_CLIENT.client_id, DEFAULT_CLIENT.client_secret)
+    assert set(args.scopes.split()) == {"core.integration.read", "core.integration.write"}
+
+
+def test_help_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_coupa_ihr.testing", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert "--port" in result.stdout
+    assert "--no-retry-after" in result.stdout
+
+
+def test_command_options_reach_the_emulator(run_emulator) -> None:  # type: ignore[no-untyped-def]
+    key = "k" * 40
+    process, url = run_emulator(
+        [sys.executable, "-m", "airflow_provider_coupa_ihr.testing"],
+        "--client-id", "my-client", "--client-secret", "my-secret", "--scopes", "core.integration.read",
+        "--api-key", key, "--token-lifetime", "60", "--rate-limit", "1", "--burst", "1", "--no-retry-after",
+    )  # fmt: skip
+    form = {"grant_type": "client_credentials", "client_id": "my-client", "client_secret": "my-secret"}
+    token = requests.post(url + "/oauth2/token", data=form, timeout=TIMEOUT).json()
+    assert token["expires_in"] == 60
+    assert token["scope"] == "core.integration.read"
+    default = {**form, "client_id": DEFAULT_CLIENT.client_id, "client_secret": DEFAULT_CLIENT.client_secret}
+    assert requests.post(url + "/oauth2/token", data=default, timeout=TIMEOUT).status_code == 401
+    with Api(url) as api:
+        api.headers.update({"X-COUPA-API-KEY": key, "Accept": "application/json"})
+        assert api.get(IHR).status_code == 200  # empty list, through the legacy key
+        throttled = api.get(IHR)
+        assert throttled.status_code == 429
+        assert "Retry-After" not in throttled.headers
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=15)
+    assert process.returncode == 0
