@@ -5,13 +5,34 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_coupa_ihr import __version__
+from airflow_provider_coupa_ihr.hooks.connection_fields import CONN_TYPE, UI_BEHAVIOUR, conn_fields_info
+
+PACKAGE_NAME = "airflow-provider-coupa-ihr"
 
 
 def get_provider_info() -> dict[str, Any]:
     return {
-        "package-name": "airflow-provider-coupa-ihr",
+        "package-name": PACKAGE_NAME,
         "name": "Coupa Integration History Records",
-        "description": "Log integration steps to Coupa's Integration History Record API and wait for their "
-        "resolution.",
+        "description": "Log integration steps to Coupa's Integration History Record API, raise alerts, and wait "
+        "until Coupa users resolve what went wrong.",
         "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Coupa",
+                "external-doc-url": "https://compass.coupa.com/en-us/products/product-documentation/"
+                "integration-technical-documentation/the-coupa-core-api",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [{"integration-name": "Coupa", "python-modules": ["airflow_provider_coupa_ihr.hooks.coupa"]}],
+        "connection-types": [
+            {
+                "hook-class-name": "airflow_provider_coupa_ihr.hooks.coupa.CoupaHook",
+                "hook-name": "Coupa",
+                "connection-type": CONN_TYPE,
+                "conn-fields": conn_fields_info(),
+                "ui-field-behaviour": UI_BEHAVIOUR,
+            }
+        ],
     }

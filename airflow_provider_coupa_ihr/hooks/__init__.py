@@ -1,0 +1,1 @@
+"""Airflow hooks: the ``coupa`` connection type."""

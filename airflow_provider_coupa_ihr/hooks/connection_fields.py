@@ -1,0 +1,215 @@
+"""The ``coupa`` connection: its form fields, and how a stored connection becomes a :class:`ClientConfig`.
+
+One list of fields feeds both forms Airflow knows: the declarative ``conn-fields`` that Airflow 3.2+ reads from
+the provider info without importing the hook, and the WTForms widgets that 2.11 to 3.1 ask the hook for.
+Nothing here imports Airflow, so provider discovery stays cheap and the parsing is tested as plain Python.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from airflow_provider_coupa_ihr.client.config import ClientConfig
+
+__all__ = ["CONN_FIELDS", "CONN_TYPE", "UI_BEHAVIOUR", "config_from_connection", "conn_fields_info", "read_extra"]
+
+CONN_TYPE = "coupa"
+
+
+@dataclass(frozen=True)
+class ConnField:
+    name: str
+    label: str
+    kind: Literal["string", "number", "integer", "boolean"]
+    description: str
+    default: Any = None
+    secret: bool = False
+
+
+CONN_FIELDS: tuple[ConnField, ...] = (
+    ConnField(
+        "scopes",
+        "OAuth scopes",
+        "string",
+        "Space-separated. Reads need core.integration.read, writes core.integration.write.",
+        "core.integration.read core.integration.write",
+    ),
+    ConnField(
+        "token_path",
+        "Token path",
+        "string",
+        "Path of Coupa's OAuth2 token endpoint on the instance (Coupa's Swagger names /oauth2/access_tokens).",
+        "/oauth2/token",
+    ),
+    ConnField(
+        "api_key",
+        "Legacy API key",
+        "string",
+        "X-COUPA-API-KEY for instances older than R35, instead of OAuth. Leave empty to use OAuth.",
+        secret=True,
+    ),
+    ConnField("connect_timeout", "Connect timeout (s)", "number", "Seconds to wait for a connection.", 10),
+    ConnField("read_timeout", "Read timeout (s)", "number", "Seconds to wait for an answer.", 60),
+    ConnField(
+        "rate_limit",
+        "Rate limit (requests/s)",
+        "number",
+        "Requests per second per worker process; Coupa allows 25. 0 turns the client's limiter off.",
+        25,
+    ),
+    ConnField("burst", "Burst", "integer", "Requests allowed at once before the rate limit applies (Coupa: 20).", 20),
+    ConnField("max_attempts", "Attempts per call", "integer", "Tries per call on 429, 5xx and timeouts.", 6),
+    ConnField(
+        "verify",
+        "Verify TLS",
+        "string",
+        "true, false, or the path of a CA bundle file (for TLS-inspecting proxies).",
+        "true",
+    ),
+    ConnField("proxy", "HTTPS proxy", "string", "Proxy URL such as http://proxy.example.com:3128, if one is needed."),
+    ConnField(
+        "extra_document_types",
+        "Extra document types",
+        "string",
+        "Comma-separated document types newer than Coupa R39 to accept on purpose.",
+    ),
+)
+
+#: How the standard fields show for a ``coupa`` connection (Airflow's ui-field-behaviour).
+UI_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["port", "schema"],
+    "relabeling": {"host": "Coupa instance URL", "login": "OAuth client ID", "password": "OAuth client secret"},
+    "placeholders": {
+        "host": "https://acme.coupahost.com",
+        "login": "OAuth2 client identifier from Coupa",
+        "password": "OAuth2 client secret",
+        "extra": '{"scopes": "core.integration.read core.integration.write"}',
+    },
+}
+
+
+def conn_fields_info() -> dict[str, Any]:
+    """``conn-fields`` for the provider info (Airflow 3.2+ renders these without importing the hook)."""
+    out: dict[str, Any] = {}
+    for f in CONN_FIELDS:
+        schema: dict[str, Any] = {"type": [f.kind, "null"]}
+        if f.default is not None:
+            schema["default"] = f.default
+        if f.secret:
+            schema["format"] = "password"
+        out[f.name] = {"label": f.label, "description": f.description, "schema": schema}
+    return out
+
+
+def read_extra(extra: Mapping[str, Any], name: str) -> Any:
+    """An extra by its bare name, or as the older forms store it (``extra__coupa__<name>``); blanks are absent."""
+    for key in (name, f"extra__{CONN_TYPE}__{name}"):
+        value = extra.get(key)
+        if value is not None and not (isinstance(value, str) and not value.strip()):
+            return value
+    return None
+
+
+def config_from_connection(
+    *,
+    conn_id: str,
+    host: str | None,
+    login: str | None,
+    password: str | None,
+    extra: Mapping[str, Any] | str | None,
+    port: int | None = None,
+    schema: str | None = None,
+) -> ClientConfig:
+    """Read a connection's parts into a checked :class:`ClientConfig`; every problem names the field to fix."""
+    from airflow_provider_coupa_ihr.client.config import ClientConfig
+    from airflow_provider_coupa_ihr.client.errors import CoupaConfigError
+    from airflow_provider_coupa_ihr.client.retry import RetryPolicy
+
+    def bad(field: str, message: str) -> CoupaConfigError:
+        return CoupaConfigError(f"Coupa connection {conn_id!r}: {field} {message}")
+
+    if isinstance(extra, str):
+        try:
+            extra = json.loads(extra) if extra.strip() else {}
+        except ValueError:
+            raise bad("extra", "is not valid JSON") from None
+    if not isinstance(extra, Mapping):
+        raise bad("extra", f"must be a JSON object, got {type(extra).__name__}")
+    known = {f.name for f in CONN_FIELDS} | {f"extra__{CONN_TYPE}__{f.name}" for f in CONN_FIELDS}
+    unknown = sorted(k for k in extra if k not in known)
+    if unknown:
+        raise bad("extra", f"has unknown key(s) {unknown}; known: {', '.join(f.name for f in CONN_FIELDS)}")
+
+    def number(name: str, *, whole: bool = False, allow_zero: bool = False) -> Any:
+        value = read_extra(extra, name)
+        if value is None:
+            return None
+        try:
+            parsed = float(value) if not isinstance(value, bool) else float("nan")
+        except (TypeError, ValueError):
+            raise bad(name, f"must be a number, got {value!r}") from None
+        too_small = parsed < 0 or (parsed == 0 and not allow_zero)
+        if not math.isfinite(parsed) or too_small or (whole and parsed != int(parsed)):
+            kind = "whole number" if whole else "number"
+            raise bad(name, f"must be a positive {kind}, got {value!r}")
+        return int(parsed) if whole else parsed
+
+    def text(name: str) -> str | None:
+        value = read_extra(extra, name)
+        if value is not None and not isinstance(value, str):
+            raise bad(name, f"must be text, got {value!r}")
+        return value.strip() if isinstance(value, str) else None
+
+    kwargs: dict[str, Any] = {}
+    if port:
+        raise bad("port", "is not used: put the full instance URL (with any port) in host")
+    if schema:
+        raise bad("schema", "is not used: put the full instance URL in host")
+    scopes = read_extra(extra, "scopes")
+    if scopes is not None:
+        if isinstance(scopes, str):
+            scopes = scopes.replace(",", " ").split()
+        if not isinstance(scopes, (list, tuple)) or not scopes or not all(isinstance(s, str) for s in scopes):
+            raise bad("scopes", f"must be space-separated scope names, got {scopes!r}")
+        kwargs["scopes"] = tuple(scopes)
+    for name in ("token_path", "api_key"):
+        if (value := text(name)) is not None:
+            kwargs[name] = value
+    for name in ("connect_timeout", "read_timeout"):
+        if (value := number(name)) is not None:
+            kwargs[name] = value
+    rate = number("rate_limit", allow_zero=True)
+    if rate is not None:
+        kwargs["rate_limit"] = rate or None
+    if (burst := number("burst", whole=True)) is not None:
+        kwargs["burst"] = burst
+    if (attempts := number("max_attempts", whole=True)) is not None:
+        kwargs["retry"] = RetryPolicy(max_attempts=attempts)
+    verify = read_extra(extra, "verify")
+    if verify is not None:
+        if isinstance(verify, str) and verify.strip().lower() in ("true", "false", "yes", "no", "1", "0"):
+            verify = verify.strip().lower() in ("true", "yes", "1")
+        if not isinstance(verify, (bool, str)):
+            raise bad("verify", f"must be true, false or a CA bundle path, got {verify!r}")
+        kwargs["verify"] = verify
+    if (proxy := text("proxy")) is not None:
+        if "://" not in proxy:
+            raise bad("proxy", f"must be a URL such as http://proxy:3128, got {proxy!r}")
+        kwargs["proxies"] = {"https": proxy, "http": proxy}
+    types = read_extra(extra, "extra_document_types")
+    if types is not None:
+        if isinstance(types, str):
+            types = [t.strip() for t in types.split(",") if t.strip()]
+        if not isinstance(types, (list, tuple)) or not all(isinstance(t, str) for t in types):
+            raise bad("extra_document_types", f"must be a comma-separated list of names, got {types!r}")
+        kwargs["extra_document_types"] = tuple(types)
+    try:
+        return ClientConfig(base_url=host or "", client_id=login or None, client_secret=password or None, **kwargs)
+    except CoupaConfigError as exc:
+        detail = exc.messages[0] if exc.messages else str(exc)
+        raise CoupaConfigError(f"Coupa connection {conn_id!r}: {detail}") from None
