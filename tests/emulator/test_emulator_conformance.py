@@ -17,6 +17,7 @@ CI keeps the Swagger beside the clone; without it these tests skip and say why.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from pathlib import Path
@@ -84,6 +85,7 @@ def _definitions(*, strict: bool) -> dict[str, Any]:
     return out
 
 
+@functools.cache
 def _validator(ref: str, *, strict: bool = False) -> Any:
     schema = {"definitions": _definitions(strict=strict), "allOf": [{"$ref": ref}]}
     jsonschema.Draft4Validator.check_schema(schema)
