@@ -89,9 +89,7 @@ class ClientConfig:
         _positive("connect_timeout", self.connect_timeout)
         _positive("read_timeout", self.read_timeout)
         if self.rate_limit is not None and (
-            isinstance(self.rate_limit, bool)
-            or not isinstance(self.rate_limit, (int, float))
-            or self.rate_limit <= 0
+            isinstance(self.rate_limit, bool) or not isinstance(self.rate_limit, (int, float)) or self.rate_limit <= 0
         ):
             raise CoupaConfigError(
                 f"rate_limit must be a positive number of requests per second (Coupa allows 25) or None, "

@@ -115,9 +115,12 @@ Flow = Generator[Effect, Any, T]
 # ------------------------------------------------------------------------------------------------ operations
 @dataclass(frozen=True)
 class Verification:
-    """How to find out whether a create whose answer was lost landed: a query, and how to pick our record."""
+    """How to find out whether a create whose answer was lost landed: a query, and how to pick our record.
 
-    query: Operation
+    ``query`` is built only when needed (almost never), so a create pays nothing for the safety net.
+    """
+
+    query: Callable[[], Operation]
     pick: Callable[[list[dict[str, Any]]], dict[str, Any] | None]
 
 
@@ -257,7 +260,7 @@ def call(ctx: CallContext, op: Operation) -> Flow[Any]:
         if step.delay > 0:
             yield Sleep(step.delay)
         if step.action is Action.VERIFY_THEN_RETRY and op.verify is not None:
-            found = op.verify.pick((yield from call(ctx, op.verify.query)) or [])
+            found = op.verify.pick((yield from call(ctx, op.verify.query())) or [])
             if found is not None:
                 log.info(
                     "Coupa %s /api%s had landed before its answer was lost: adopting id %s",

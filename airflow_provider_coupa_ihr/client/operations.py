@@ -119,20 +119,22 @@ def create_error(
 
 
 def _same_write(path: str, body: Mapping[str, Any], known: Mapping[str, Field], now: float) -> Verification:
-    filters: dict[str, Any] = {"created_at[gt_or_eq]": _since(now)}
-    for name in ("document-type", "document-id", "integration-run-id"):
-        if body.get(name) is not None:
-            filters[name] = body[name]
-    run = body.get("integration-run")
-    if isinstance(run, Mapping) and run.get("id") is not None:
-        filters["integration-run-id"] = run["id"]
-    params = build_index_params(filters, order_by="id", direction="desc", limit=PAGE_SIZE, known_fields=known)
-    sent = to_python_keys(dict(body))
+    def query() -> Operation:
+        filters: dict[str, Any] = {"created_at[gt_or_eq]": _since(now)}
+        for name in ("document-type", "document-id", "integration-run-id"):
+            if body.get(name) is not None:
+                filters[name] = body[name]
+        run = body.get("integration-run")
+        if isinstance(run, Mapping) and run.get("id") is not None:
+            filters["integration-run-id"] = run["id"]
+        params = build_index_params(filters, order_by="id", direction="desc", limit=PAGE_SIZE, known_fields=known)
+        return Operation("GET", path, tuple(params))
 
     def pick(found: list[dict[str, Any]]) -> dict[str, Any] | None:
+        sent = to_python_keys(dict(body))
         return next((record for record in found if _is_same(record, sent)), None)
 
-    return Verification(Operation("GET", path, tuple(params)), pick)
+    return Verification(query, pick)
 
 
 def _is_same(record: Mapping[str, Any], sent: Mapping[str, Any]) -> bool:
@@ -204,14 +206,13 @@ def create_run(integration: str, *, now: float, **fields: Any) -> Operation:
         raise CoupaValidationError(["integration must be the integration's code, e.g. 'ERP-INVOICES'"])
     body = _run_body(fields)
     body["integration"] = {"code": integration}
-    params = build_index_params(
-        {"integration[code]": integration, "created_at[gt_or_eq]": _since(now), "status": "pending"},
-        order_by="id",
-        direction="desc",
-        limit=1,
-        known_fields=RUN_FIELDS,
-    )
-    verify = Verification(Operation("GET", RUNS, tuple(params)), lambda found: found[0] if found else None)
+
+    def query() -> Operation:
+        filters = {"integration[code]": integration, "created_at[gt_or_eq]": _since(now), "status": "pending"}
+        params = build_index_params(filters, order_by="id", direction="desc", limit=1, known_fields=RUN_FIELDS)
+        return Operation("GET", RUNS, tuple(params))
+
+    verify = Verification(query, lambda found: found[0] if found else None)
     return Operation("POST", RUNS, body=body, idempotent=False, verify=verify)
 
 
@@ -226,7 +227,7 @@ def run_transition(run_id: Any, action: str, **fields: Any) -> Operation:
     run = _id(run_id, "run_id")
     target = RUN_ACTIONS[action]
     verify = Verification(
-        Operation("GET", RUNS, (("id", str(run)),)),
+        lambda: Operation("GET", RUNS, (("id", str(run)),)),
         lambda found: next((r for r in found if r.get("status") == target), None),
     )
     return Operation("PUT", f"{RUNS}/{run}/{action}", body=_run_body(fields) or None, idempotent=False, verify=verify)

@@ -168,18 +168,12 @@ _RECORD_BODY = (
 )
 
 #: ``IntegrationHistoryRecord``. ``integration-filename`` is read-only for records (not for errors).
-RECORD_FIELDS: Mapping[str, Field] = _fields(
-    *_AUDIT, *_RECORD_BODY, _string("integration-filename", read_only=True)
-)
+RECORD_FIELDS: Mapping[str, Field] = _fields(*_AUDIT, *_RECORD_BODY, _string("integration-filename", read_only=True))
 
 #: ``IntegrationError``: a record that belongs to an integration run.
 ERROR_FIELDS: Mapping[str, Field] = _fields(
     *_AUDIT,
-    *(
-        replace(f, required=f.name == "contact-alert-type")
-        for f in _RECORD_BODY
-        if f.name != "integration-run"
-    ),
+    *(replace(f, required=f.name == "contact-alert-type") for f in _RECORD_BODY if f.name != "integration-run"),
     Field("integration-run", "object", required=True),
     _string("integration-filename"),
 )

@@ -95,7 +95,7 @@ class CoupaClient:
         self.config = config
         self._own_session = session is None
         self.session = session or requests.Session()
-        self.session.trust_env = bool(config.proxies) or self.session.trust_env
+        self._proxies, self._verify = _environment_settings(config, self.session)
         self._token_cache = token_cache
         self._ctx = context_for(config, mask_secret=mask_secret, throttle=throttle or shared_throttle(config))
         if config.api_key is None:
@@ -147,8 +147,8 @@ class CoupaClient:
                 headers=dict(request.headers),
                 timeout=(config.connect_timeout, config.read_timeout),
                 allow_redirects=False,
-                verify=config.verify,
-                proxies=dict(config.proxies) or None,
+                verify=self._verify,
+                proxies=self._proxies,
             )
         except requests.exceptions.ConnectTimeout:
             return TransportFailure(f"connecting to {config.host} timed out after {config.connect_timeout:g} s", False)
@@ -261,6 +261,25 @@ class CoupaClient:
         """The integration with this code, or None."""
         found = self.perform(ops.query_resources(ops.INTEGRATIONS, {"code": code}, limit=1))
         return found[0] if found else None
+
+
+def _environment_settings(config: ClientConfig, session: requests.Session) -> tuple[dict[str, str], bool | str]:
+    """Proxies and CA bundle, with the environment (``HTTPS_PROXY``, ``NO_PROXY``, ``REQUESTS_CA_BUNDLE``) read
+    once here rather than by requests on every call, where it costs more than the rest of the client together.
+    The connection's own settings win over the environment."""
+    import os
+
+    import requests
+
+    proxies: dict[str, str] = dict(config.proxies)
+    verify: bool | str = config.verify
+    if session.trust_env:
+        if not proxies:
+            proxies = requests.utils.get_environ_proxies(config.base_url)
+        if verify is True:
+            verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        session.trust_env = False
+    return proxies, verify
 
 
 def _reason(exc: BaseException) -> str:
