@@ -9,7 +9,7 @@ test that recognises it, so a retry never makes a duplicate (Coupa has no idempo
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
@@ -37,7 +37,9 @@ __all__ = [
     "create_error",
     "create_record",
     "create_run",
+    "find_same_write",
     "get_resource",
+    "is_same_write",
     "query_resources",
     "run_transition",
     "set_resolved",
@@ -75,8 +77,11 @@ def _id(value: Any, what: str) -> int:
 
 
 def _since(now: float) -> str:
-    moment = datetime.fromtimestamp(now, tz=timezone.utc) - timedelta(seconds=LOOKBACK_SECONDS)
-    return moment.isoformat(timespec="seconds")
+    return _iso(now - LOOKBACK_SECONDS)
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="seconds")
 
 
 def _choose(action: str, actions: Mapping[str, str], what: str) -> str:
@@ -119,8 +124,18 @@ def create_error(
 
 
 def _same_write(path: str, body: Mapping[str, Any], known: Mapping[str, Field], now: float) -> Verification:
+    return find_same_write(path, body, since=now - LOOKBACK_SECONDS, known=known)
+
+
+def find_same_write(
+    path: str, body: Mapping[str, Any], *, since: float, known: Mapping[str, Field] = RECORD_FIELDS
+) -> Verification:
+    """The query for records like ``body`` (wire keys) created since ``since`` (epoch seconds), newest first,
+    and the test that picks one. Used after a lost answer, and by operators on an Airflow retry. Both are built
+    only when called: a create carries this safety net at no cost."""
+
     def query() -> Operation:
-        filters: dict[str, Any] = {"created_at[gt_or_eq]": _since(now)}
+        filters: dict[str, Any] = {"created_at[gt_or_eq]": _iso(since)}
         for name in ("document-type", "document-id", "integration-run-id"):
             if body.get(name) is not None:
                 filters[name] = body[name]
@@ -132,17 +147,26 @@ def _same_write(path: str, body: Mapping[str, Any], known: Mapping[str, Field], 
 
     def pick(found: list[dict[str, Any]]) -> dict[str, Any] | None:
         sent = to_python_keys(dict(body))
-        return next((record for record in found if _is_same(record, sent)), None)
+        return next((record for record in found if is_same_write(record, sent)), None)
 
     return Verification(query, pick)
 
 
-def _is_same(record: Mapping[str, Any], sent: Mapping[str, Any]) -> bool:
-    if any(sent.get(name) != record.get(name) for name in _IDENTITY if name in sent):
-        return False
+def is_same_write(record: Mapping[str, Any], sent: Mapping[str, Any]) -> bool:
+    """Whether stored ``record`` is what ``sent`` (snake_case keys, as sent) would have created.
+
+    Only what was sent is compared: Coupa fills in the rest (an integration taken from the run, say).
+    """
+    for name in ("document_type", "document_id", *_IDENTITY):
+        if name in sent and sent[name] != record.get(name):
+            return False
     integration = sent.get("integration")
     stored = record.get("integration") or {}
     if isinstance(integration, Mapping) and any(stored.get(k) != v for k, v in integration.items()):
+        return False
+    run = sent.get("integration_run")
+    run_id = run.get("id") if isinstance(run, Mapping) else sent.get("integration_run_id")
+    if run_id is not None and record.get("integration_run_id") != run_id:
         return False
     responses = [(r.get("response_code"), r.get("response_message")) for r in sent.get("responses") or []]
     kept = [(r.get("response_code"), r.get("response_message")) for r in record.get("responses") or []]

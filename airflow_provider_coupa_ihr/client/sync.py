@@ -29,6 +29,7 @@ from airflow_provider_coupa_ihr.client.flow import (
     fetch_token,
     run_sync,
 )
+from airflow_provider_coupa_ihr.client.payloads import build_payload
 from airflow_provider_coupa_ihr.client.retry import Throttle
 
 if TYPE_CHECKING:
@@ -176,6 +177,15 @@ class CoupaClient:
             fields, action=action, now=time.time(), extra_document_types=self.config.extra_document_types
         )
         return self.perform(op)  # type: ignore[no-any-return]
+
+    def find_existing_record(self, since: float, **fields: Any) -> dict[str, Any] | None:
+        """The newest record created since ``since`` (epoch seconds) that ``fields`` would have created, if any.
+
+        Operators call this on an Airflow retry, so a record written by an earlier try is not written twice.
+        """
+        body = build_payload(fields, extra_document_types=self.config.extra_document_types)
+        lookup = ops.find_same_write(ops.RECORDS, body, since=since)
+        return lookup.pick(self.perform(lookup.query()) or [])
 
     def create_alert(self, **fields: Any) -> dict[str, Any]:
         return self.create_record(action="create_alert", **fields)
