@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -42,9 +42,12 @@ def _wait_healthy(url: str, process: subprocess.Popen[str], deadline_s: float = 
     pytest.fail(f"emulator did not answer {url}/_emulator/health within {deadline_s} s")
 
 
+Start = Callable[..., tuple["subprocess.Popen[str]", str]]
+
+
 @pytest.fixture
-def run_emulator() -> Iterator[object]:
-    """Start an emulator command; always stopped (SIGTERM, then SIGKILL) when the test ends."""
+def run_emulator() -> Iterator[Start]:
+    """Start an emulator command (waits for its health check); killed at the end if the test left it running."""
     started: list[subprocess.Popen[str]] = []
 
     def start(command: Sequence[str], *options: str) -> tuple[subprocess.Popen[str], str]:
@@ -72,7 +75,7 @@ def run_emulator() -> Iterator[object]:
     [[str(CONSOLE_SCRIPT)], [sys.executable, "-m", "airflow_provider_coupa_ihr.testing"]],
     ids=["console-script", "python-m"],
 )
-def test_command_serves_and_stops_cleanly(run_emulator, command: list[str]) -> None:  # type: ignore[no-untyped-def]
+def test_command_serves_and_stops_cleanly(run_emulator: Start, command: list[str]) -> None:
     if command[0] == str(CONSOLE_SCRIPT) and not CONSOLE_SCRIPT.exists():
         pytest.skip(f"console script not installed beside {sys.executable}")
     process, url = run_emulator(command)
@@ -128,7 +131,7 @@ def test_help_runs() -> None:
     assert "--no-retry-after" in result.stdout
 
 
-def test_command_options_reach_the_emulator(run_emulator) -> None:  # type: ignore[no-untyped-def]
+def test_command_options_reach_the_emulator(run_emulator: Start) -> None:
     key = "k" * 40
     process, url = run_emulator(
         [sys.executable, "-m", "airflow_provider_coupa_ihr.testing"],

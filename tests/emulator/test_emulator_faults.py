@@ -85,10 +85,6 @@ def test_error_fault_with_count_stops_after_count(coupa_emulator: CoupaEmulator,
 
 # ------------------------------------------------------------------------------------------ latency
 def test_latency_is_added(coupa_emulator: CoupaEmulator, api: Api) -> None:
-    started = time.perf_counter()
-    assert api.get(IHR).status_code == 200
-    baseline = time.perf_counter() - started
-    assert baseline < 0.25
     coupa_emulator.faults.latency(0.3)
     started = time.perf_counter()
     assert api.get(IHR).status_code == 200
@@ -96,7 +92,7 @@ def test_latency_is_added(coupa_emulator: CoupaEmulator, api: Api) -> None:
 
 
 def test_latency_beyond_the_client_timeout_still_acts(coupa_emulator: CoupaEmulator, api: Api) -> None:
-    coupa_emulator.faults.latency(0.4, methods=("POST",))
+    coupa_emulator.faults.latency(0.6, methods=("POST",))
     with pytest.raises(requests.exceptions.ReadTimeout):
         api.post(IHR, json=ihr(), timeout=0.1)
     assert coupa_emulator.records() == []  # still waiting
