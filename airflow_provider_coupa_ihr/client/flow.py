@@ -189,6 +189,8 @@ def fetch_token(ctx: CallContext) -> Flow[Token]:
                 )
             except CoupaError as refused:
                 if outcome.status not in config.retry.retry_statuses:
+                    if 300 <= outcome.status < 400:
+                        refused.hint = _redirect_hint(outcome.header("location"))
                     raise refused.with_attempts(state.attempts + 1) from None
                 error: CoupaError = refused
             step = state.after_response(outcome.status, retry_after=retry_after)
@@ -251,7 +253,8 @@ def call(ctx: CallContext, op: Operation) -> Flow[Any]:
                 redact(outcome.message, ctx.secrets(token)), sent=outcome.sent, method=op.method, path=f"/api{op.path}"
             )
         if step.stop or (step.action is Action.VERIFY_THEN_RETRY and op.verify is None):
-            raise error.with_attempts(state.attempts, step.reason)
+            # "Gave up" only when retries were made or the budget ran out, not for a final first answer (a 400).
+            raise error.with_attempts(state.attempts, step.reason if step.exhausted or state.attempts > 1 else None)
         if step.action is Action.REFRESH_AUTH:
             log.info("Coupa answered 401 to %s /api%s; fetching a new token once", op.method, op.path)
             refresh = True
