@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -65,7 +66,8 @@ class ClientConfig:
     rate_limit: float | None = RATE_LIMIT_PER_SECOND
     burst: int = RATE_LIMIT_BURST
     verify: bool | str = True
-    proxies: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: Not in the repr: a proxy URL may carry the proxy's user and password.
+    proxies: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     extra_document_types: tuple[str, ...] = ()
 
@@ -99,6 +101,11 @@ class ClientConfig:
             raise CoupaConfigError(f"burst must be a whole number of 1 or more (Coupa allows 20), got {self.burst!r}")
         if not isinstance(self.verify, (bool, str)) or self.verify == "":
             raise CoupaConfigError("verify must be true, false, or the path of a CA bundle")
+        if isinstance(self.verify, str) and not os.path.exists(self.verify):
+            # Else a typo ("ture") is taken for a file name and fails only at the first https request.
+            raise CoupaConfigError(
+                f"verify must be true, false, or the path of a CA bundle; there is no CA bundle at {self.verify!r}"
+            )
         for scheme, proxy in self.proxies.items():
             if scheme not in ("http", "https") or not isinstance(proxy, str) or "://" not in proxy:
                 raise CoupaConfigError(
@@ -129,7 +136,8 @@ class ClientConfig:
 
     def secrets(self) -> tuple[str, ...]:
         """The values that must never appear in a log line or an exception."""
-        return tuple(s for s in (self.client_secret, self.api_key) if s)
+        proxy_passwords = (urlsplit(proxy).password for proxy in self.proxies.values())
+        return tuple(s for s in (self.client_secret, self.api_key, *proxy_passwords) if s)
 
 
 def _normalise_base_url(raw: Any) -> str:
