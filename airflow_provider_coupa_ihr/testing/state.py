@@ -234,6 +234,10 @@ class CoupaState:
             row = self._row(table, resource_id)
             problems = check_fields(body, table.fields, require=False, extra_choices=self._extra_choices)
             resolved_refs = self._resolve_references(table, body, problems)
+            if table is self.integrations and body.get("code") is not None:
+                holder = self.integration_by_code(str(body["code"]))
+                if holder is not None and holder["id"] != resource_id:
+                    problems.append(Problem("code", "has already been taken"))
             if problems:
                 raise Invalid(table.resource, [str(p) for p in problems])
             row.update(body)
