@@ -77,6 +77,13 @@ def test_integration_code_is_unique(api: Api) -> None:
     again = api.post(INTEGRATIONS, json=INTEGRATION)
     assert again.status_code == 400
     assert errors_of(again, "integration") == ["Code has already been taken"]
+    # Renaming onto a taken code is refused too; keeping one's own code is not a clash.
+    mine = api.get(INTEGRATIONS, params={"code": "SAP-INVOICES"}).json()[0]
+    clash = api.put(f"{INTEGRATIONS}/{mine['id']}", json={"code": CODE})
+    assert clash.status_code == 400
+    assert errors_of(clash, "integration") == ["Code has already been taken"]
+    assert api.get(f"{INTEGRATIONS}/{mine['id']}").json()["code"] == "SAP-INVOICES"
+    assert api.put(f"{INTEGRATIONS}/{mine['id']}", json={"code": "SAP-INVOICES", "name": "n"}).status_code == 200
 
 
 @pytest.mark.parametrize(
