@@ -138,6 +138,8 @@ def _describe(problem: Problem, wire: Mapping[str, Any], extra_document_types: C
         return f"document_type {given!r} is not one of Coupa's document types{extra}{hint}"
     value = wire.get(problem.field)
     shown = f", got {value!r}" if value is not None and problem.message != "can't be blank" else ""
+    if isinstance(value, (list, Mapping)):
+        shown = ""  # the problem names the item at fault; quoting every response could quote pages of ERP text
     if isinstance(value, str) and len(value) > 60:
         shown = f", got {len(value)} characters"
     return f"{python_name} {problem.message}{shown}"
