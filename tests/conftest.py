@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import tempfile
-from collections.abc import Iterator
+
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,12 @@ os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 
 
 @pytest.fixture(scope="session")
-def airflow_db() -> Iterator[Path]:
+def airflow_db() -> Path:
     """A migrated Airflow metadata database for ``dag.test()`` runs (about 1.5 s, once per session)."""
     from airflow.utils import db
 
     db.resetdb()
-    yield _HOME / "airflow.db"
+    return _HOME / "airflow.db"
 
 
 def load_dag(relative_path: str, dag_id: str | None = None) -> Any:
@@ -45,7 +45,8 @@ def load_dag(relative_path: str, dag_id: str | None = None) -> Any:
     path = DAGS_FOLDER / relative_path
     module_name = "coupa_dag_" + relative_path.replace("/", "_").removesuffix(".py")
     spec = importlib.util.spec_from_file_location(module_name, path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     dags = {obj.dag_id: obj for obj in vars(module).values() if type(obj).__name__ == "DAG"}
