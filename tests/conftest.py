@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import tempfile
-
 from pathlib import Path
 from typing import Any
 
