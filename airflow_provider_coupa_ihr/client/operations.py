@@ -196,7 +196,7 @@ def set_resolved(record_id: Any, resolved: bool, *, path: str = RECORDS) -> Oper
 def get_resource(path: str, resource_id: Any, *, fields: Sequence[Any] | None = None) -> Operation:
     """``GET /<resource>/<id>``, trimmed to ``fields`` when given."""
     known = _KNOWN[path]
-    params = (("fields", fields_param(fields, known)),) if fields else ()
+    params = (("fields", fields_param(fields, known)),) if fields is not None else ()
     return Operation("GET", f"{path}/{_id(resource_id, 'id')}", params)
 
 
@@ -268,7 +268,26 @@ def _run_body(fields: Mapping[str, Any]) -> dict[str, Any]:
             if not is_integer_value(body[name]) or int(body[name]) < 0:
                 raise CoupaValidationError([f"{name.replace('-', '_')} must be a whole number, got {body[name]!r}"])
             body[name] = int(body[name])
+    for name in ("start-time", "end-time"):
+        if name in body:
+            body[name] = _datetime_value(name, body[name])
     return body
+
+
+def _datetime_value(name: str, value: Any) -> str:
+    """A datetime as the ISO text JSON can carry (naive means UTC, as Airflow's datetimes are); ISO text as is."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)).isoformat()
+    if isinstance(value, str):
+        try:
+            datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            return value.strip()
+    raise CoupaValidationError(
+        [f"{name.replace('-', '_')} takes a datetime or ISO 8601 text such as 2024-03-25T18:38:00-07:00, got {value!r}"]
+    )
 
 
 # ------------------------------------------------------------------------------------------------ paging
@@ -296,7 +315,7 @@ class Walk:
         self.known = _KNOWN[path]
         filters = dict(filters or {})
         self.by_key = order_by == "id"
-        self.descending = direction == "desc"
+        self.descending = isinstance(direction, str) and direction.strip().lower() == "desc"
         self.last_id: int | None = None
         if self.by_key:
             for key in ("id[gt]", "id[lt]") if not self.descending else ("id[lt]",):
