@@ -1,0 +1,309 @@
+"""Waiting until Coupa users resolve integration history records: what to ask Coupa, and what it means. No I/O.
+
+A pipeline that must not go on while Coupa shows an unresolved integration error waits on a *target*:
+
+- **ids** (one or many records): the wait is over when every given record is resolved *at the same check*.
+  The current state is what counts: a record resolved and then unresolved again before the next check counts
+  as unresolved, because that is what a user sees in Coupa at that moment (someone reopened it). A record that
+  was resolved at one check and is unresolved at the next puts the wait back on hold; the wait never ends on
+  a state Coupa no longer shows. An id Coupa does not know can never be resolved, so it ends the wait at once
+  as :attr:`WaitState.missing` instead of waiting until the timeout.
+- **a query** (Coupa filters, e.g. every record of one integration or one document): the wait is over when no
+  record matching the query is unresolved, i.e. the query plus ``resolved=false`` finds nothing. Records that
+  start to match while waiting (a new error for the same document) extend the wait, as a user would expect.
+
+Both the blocking sensor and the async trigger drive the same generator, :func:`check`: it yields each
+:class:`~.flow.Operation` to perform and receives Coupa's answer, in the sans-IO style of :mod:`.flow`, so the
+two cannot disagree about when a wait is over. :func:`run_check` and :func:`arun_check` are the two drivers.
+
+Costs, per check: ids go ``id[in]=`` 50 at a time (one request for up to 50 ids), trimmed with ``fields=`` to
+:data:`RECORD_FIELDS_WANTED`; a query costs one request (one page of at most 50 unresolved ids) while it waits,
+and one walk at the end for the records to return.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from functools import cached_property
+from typing import Any
+
+from airflow_provider_coupa_ihr.client import operations as ops
+from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
+from airflow_provider_coupa_ihr.client.flow import Operation
+from airflow_provider_coupa_ihr.client.query import PAGE_SIZE, filter_params
+from airflow_provider_coupa_ihr.client.records import is_integer_value
+
+__all__ = [
+    "CLOCK_SKEW_SECONDS",
+    "RECORD_FIELDS_WANTED",
+    "RECORD_KEYS",
+    "Check",
+    "ResolutionTarget",
+    "WaitState",
+    "arun_check",
+    "check",
+    "decide",
+    "next_delay",
+    "parse_record_ids",
+    "run_check",
+]
+
+#: What a check asks Coupa for (``fields=``) and what the wait returns for each record: enough to act on
+#: (which document, which integration, what status), nothing more, and nothing secret.
+RECORD_FIELDS_WANTED: tuple[Any, ...] = (
+    "id",
+    "status",
+    "document_type",
+    "document_id",
+    "external_id",
+    "resolved",
+    "updated_at",
+    {"integration": ["code"]},
+)
+#: The keys of each returned record (snake_case), in this order, whatever else Coupa might add.
+RECORD_KEYS: tuple[str, ...] = tuple(f if isinstance(f, str) else next(iter(f)) for f in RECORD_FIELDS_WANTED)
+
+#: For a query, the records returned are those resolved and changed since the wait began, less this many
+#: seconds: the Airflow worker's clock and Coupa's may disagree, and a record resolved a minute early is better
+#: returned than lost.
+CLOCK_SKEW_SECONDS = 60
+
+_SPLIT = re.compile(r"[\s,;]+")
+
+#: One check: yields the operations to perform, receives each answer, returns the state of the wait.
+Check = Generator[Operation, Any, "WaitState"]
+
+
+def parse_record_ids(value: Any) -> tuple[int, ...]:
+    """Record ids from what a DAG author (or a rendered template) hands over, in order, without repeats.
+
+    Accepts an int, a list/tuple/set of ints or numeric strings, or text such as ``"7"``, ``"7, 8"`` or
+    ``"[7, 8]"``: a Jinja template renders a list pulled from XCom as that text unless the DAG renders native
+    objects. Every bad item is named in one :class:`CoupaValidationError`.
+    """
+    if isinstance(value, bool):
+        raise CoupaValidationError([f"record_ids: expected record ids, got {value!r}"])
+    if isinstance(value, int):
+        items: list[Any] = [value]
+    elif isinstance(value, str):
+        items = [t for t in _SPLIT.split(value.strip().strip("[]()")) if t]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    elif isinstance(value, (set, frozenset)):
+        items = sorted(value, key=str)
+    else:
+        raise CoupaValidationError([f"record_ids: expected an id or a list of ids, got {value!r}"])
+    problems = [
+        f"record_ids: {item!r} is not a Coupa record id (a whole number from 1)"
+        for item in items
+        if not is_integer_value(item) or int(item) < 1
+    ]
+    if problems:
+        raise CoupaValidationError(problems)
+    return tuple(dict.fromkeys(int(item) for item in items))
+
+
+def _is_resolved(record: Mapping[str, Any]) -> bool:
+    value = record.get("resolved")
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
+def _shape(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The record as the wait returns it: :data:`RECORD_KEYS` only, plain JSON values; ``integration`` is its
+    code (as the operators' XCom has it), ``resolved`` a real boolean."""
+    shaped = {key: record.get(key) for key in RECORD_KEYS}
+    integration = shaped["integration"]
+    shaped["integration"] = integration.get("code") if isinstance(integration, Mapping) else integration
+    shaped["resolved"] = _is_resolved(record)
+    return shaped
+
+
+@dataclass(frozen=True)
+class WaitState:
+    """The outcome of one check.
+
+    ``done`` when nothing is waiting and nothing is missing; then ``records`` are the resolved records (for ids:
+    in the order given; for a query: those resolved and changed since the wait began). ``waiting`` lists the
+    ids still unresolved (for a query, the first page of them, with ``more`` when there are others).
+    ``missing`` lists ids Coupa does not know: the wait can never end well, so callers fail at once.
+    """
+
+    records: tuple[dict[str, Any], ...] = ()
+    waiting: tuple[int, ...] = ()
+    missing: tuple[int, ...] = ()
+    more: bool = False
+
+    @property
+    def done(self) -> bool:
+        return not self.waiting and not self.missing
+
+    def describe(self, target: ResolutionTarget) -> str:
+        """One line for the task log: what the wait is on, and why it goes on or ends."""
+        if self.missing:
+            ids = ", ".join(map(str, self.missing))
+            plural = "s" if len(self.missing) > 1 else ""
+            return (
+                f"Coupa has no integration history record{plural} with id{plural} {ids}: a record that does not "
+                "exist can never be resolved. Check the record ids given to the sensor (and that the connection "
+                "points at the Coupa instance that holds them)."
+            )
+        if self.waiting:
+            shown = ", ".join(map(str, self.waiting[:20]))
+            if len(self.waiting) > 20:
+                shown += f" (and {len(self.waiting) - 20} more)"
+            if target.record_ids is not None:
+                return f"Waiting for {len(self.waiting)} of {_records(len(target.record_ids))} to be resolved: {shown}"
+            count = f"at least {len(self.waiting)}" if self.more else str(len(self.waiting))
+            noun = "record" if count == "1" else "records"
+            return f"Waiting for {count} unresolved {noun} matching {target.describe()}: {shown}"
+        return f"All resolved: {target.describe()} ({_records(len(self.records))} returned)"
+
+
+def _records(count: int) -> str:
+    return f"{count} record{'' if count == 1 else 's'}"
+
+
+def decide(wanted: Sequence[int], found: Mapping[int, Mapping[str, Any]]) -> WaitState:
+    """The state of a wait on ``wanted`` ids, given the records one check found (by id): the heart of it.
+
+    Missing ids win over waiting ones: no amount of waiting resolves a record that does not exist.
+    """
+    missing = tuple(i for i in wanted if i not in found)
+    if missing:
+        return WaitState(missing=missing)
+    waiting = tuple(i for i in wanted if not _is_resolved(found[i]))
+    if waiting:
+        return WaitState(waiting=waiting)
+    return WaitState(records=tuple(_shape(found[i]) for i in wanted))
+
+
+@dataclass(frozen=True)
+class ResolutionTarget:
+    """What to wait on: ``record_ids`` or ``filters``, exactly one. Build it with :meth:`of`.
+
+    ``filters`` are kept rendered (``{"document-id": "7", "created-at[gt]": "2026-...+00:00"}``): validated
+    once, plain JSON (a trigger can carry them), and read by Coupa exactly as the user's values would be.
+    """
+
+    record_ids: tuple[int, ...] | None = None
+    filters: Mapping[str, str] | None = field(default=None, hash=False)
+
+    @classmethod
+    def of(cls, *, record_ids: Any = None, filters: Mapping[str, Any] | None = None) -> ResolutionTarget:
+        """Validate and normalise; raises :class:`CoupaValidationError` naming every problem."""
+        if (record_ids is None) == (filters is None):
+            raise CoupaValidationError(
+                ["give either record_ids (wait on these records) or filters (wait on every record matching them)"]
+            )
+        if record_ids is not None:
+            return cls(record_ids=parse_record_ids(record_ids))
+        if not isinstance(filters, Mapping):
+            raise CoupaValidationError([f"filters: must be a mapping of Coupa filter to value, got {filters!r}"])
+        rendered = dict(filter_params(filters))
+        clashing = sorted(k for k in rendered if k.split("[", 1)[0] == "resolved")
+        if clashing:
+            raise CoupaValidationError(
+                [f"filters: {', '.join(clashing)} is set by the wait itself (it looks for resolved=false); remove it"]
+            )
+        return cls(filters=rendered)
+
+    def describe(self) -> str:
+        if self.record_ids is not None:
+            shown = ", ".join(map(str, self.record_ids[:20]))
+            more = f" (and {len(self.record_ids) - 20} more)" if len(self.record_ids) > 20 else ""
+            return f"records {shown}{more}" if self.record_ids else "no records"
+        assert self.filters is not None
+        return " & ".join(f"{k}={v}" for k, v in self.filters.items()) or "every record"
+
+    @cached_property
+    def poll_operations(self) -> tuple[Operation, ...]:
+        """The requests of one check while waiting, built (and validated) once for the whole wait.
+
+        ids: one ``id[in]=`` request per 50 ids. Query: one page of the unresolved records' ids.
+        """
+        if self.record_ids is not None:
+            return tuple(
+                ops.query_resources(
+                    ops.RECORDS,
+                    {"id[in]": list(self.record_ids[start : start + PAGE_SIZE])},
+                    fields=RECORD_FIELDS_WANTED,
+                    limit=PAGE_SIZE,
+                )
+                for start in range(0, len(self.record_ids), PAGE_SIZE)
+            )
+        assert self.filters is not None
+        return (ops.query_resources(ops.RECORDS, {**self.filters, "resolved": "false"}, fields=["id"]),)
+
+    def resolved_walk(self, since: datetime | None) -> ops.Walk:
+        """Query mode, once the wait is over: the matching records resolved and changed since ``since``."""
+        assert self.filters is not None
+        filters: dict[str, Any] = {**self.filters, "resolved": "true"}
+        if since is not None and "updated-at[gt_or_eq]" not in filters:
+            moment = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
+            filters["updated-at[gt_or_eq]"] = moment - timedelta(seconds=CLOCK_SKEW_SECONDS)
+        return ops.Walk(ops.RECORDS, filters, fields=RECORD_FIELDS_WANTED)
+
+
+def check(target: ResolutionTarget, *, since: datetime | None = None) -> Check:
+    """One check of ``target``: yields operations, receives Coupa's answers, returns a :class:`WaitState`.
+
+    ``since`` (query mode) is when the wait began: the records returned at the end are those resolved and
+    changed since then (less :data:`CLOCK_SKEW_SECONDS`), not every resolved record the query ever matched.
+    """
+    if target.record_ids is not None:
+        found: dict[int, Mapping[str, Any]] = {}
+        for operation in target.poll_operations:
+            for record in (yield operation) or []:
+                found[int(record["id"])] = record
+        return decide(target.record_ids, found)
+    (pending_page,) = target.poll_operations
+    pending = [int(r["id"]) for r in (yield pending_page) or []]
+    if pending:
+        return WaitState(waiting=tuple(pending), more=len(pending) >= PAGE_SIZE)
+    walk = target.resolved_walk(since)
+    records: list[dict[str, Any]] = []
+    while (page := walk.next_operation()) is not None:
+        records += (_shape(r) for r in walk.take((yield page)))
+    return WaitState(records=tuple(records))
+
+
+def run_check(flow: Check, perform: Callable[[Operation], Any]) -> WaitState:
+    """Drive a check with a blocking ``perform`` (``CoupaClient.perform``)."""
+    answer: Any = None
+    while True:
+        try:
+            operation = flow.send(answer)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        answer = perform(operation)
+
+
+async def arun_check(flow: Check, perform: Callable[[Operation], Awaitable[Any]]) -> WaitState:
+    """Drive a check with an async ``perform`` (``AsyncCoupaClient.perform``)."""
+    answer: Any = None
+    while True:
+        try:
+            operation = flow.send(answer)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        answer = await perform(operation)
+
+
+def next_delay(
+    poke_interval: float, polls: int, *, exponential_backoff: bool = False, max_wait: float | None = None
+) -> float:
+    """Seconds to wait before check number ``polls + 1`` (``polls`` checks made so far, from 1).
+
+    Without backoff, ``poke_interval`` every time. With it, the interval doubles after each check
+    (``poke_interval * 2 ** (polls - 1)``), capped by ``max_wait``: a wait that is long already is likely to be
+    long still, and each check costs a request against Coupa's shared rate limit.
+    """
+    delay = float(poke_interval)
+    if exponential_backoff:
+        delay *= 2.0 ** min(max(polls - 1, 0), 32)
+    if max_wait is not None:
+        delay = min(delay, float(max_wait))
+    return max(delay, 0.0)
