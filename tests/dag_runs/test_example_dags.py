@@ -23,7 +23,8 @@ def test_every_example_dag_imports_without_errors_or_warnings(airflow_db):
     assert bag.import_errors == {}
     assert {Path(d.fileloc).name for d in bag.dags.values()} == set(EXAMPLES)
     for dag in bag.dags.values():
-        assert "coupa" in dag.tags and dag.description
+        assert "coupa" in dag.tags
+        assert dag.description
 
 
 @pytest.mark.usefixtures("airflow_db")
