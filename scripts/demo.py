@@ -1,53 +1,71 @@
-"""The README's first command lands here: start the Coupa emulator, exercise it, show what landed.
+"""The README's first command lands here: a real Airflow DAG run against the Coupa emulator.
 
-Until the operators exist this speaks Coupa's REST API directly (as an ERP integration would), then prints the
-emulator's own view of what was written.
+It starts the emulator, points an Airflow connection at it, builds a throwaway Airflow home with a SQLite
+database, runs the example DAG ``coupa_invoice_export`` with ``dag.test()`` (every task for real, in this
+process) and prints what landed in Coupa: records, alerts and exported documents.
 """
 
 from __future__ import annotations
 
-import requests
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
 
-from airflow_provider_coupa_ihr.testing import CoupaEmulator
+REPO = Path(__file__).resolve().parent.parent
+DAG_FILE = REPO / "example_dags" / "coupa_invoice_export.py"
 
 
-def main() -> None:
+def _prepare_airflow(home: Path) -> None:
+    os.environ["AIRFLOW_HOME"] = str(home)
+    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "example_dags")
+    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home / 'airflow.db'}"
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+
+
+def main() -> int:
+    started = time.monotonic()
+    home = Path(tempfile.mkdtemp(prefix="coupa-demo-airflow-"))
+    _prepare_airflow(home)
+
+    from airflow_provider_coupa_ihr.testing import CoupaEmulator
+    from airflow_provider_coupa_ihr.testing.pytest_plugin import connection_json
+
     with CoupaEmulator() as coupa:
         coupa.add_integration("ERP-INVOICES", name="Invoices to the ERP")
-        print(f"Coupa emulator on {coupa.url}\n")
-        session = requests.Session()
-        token = session.post(
-            f"{coupa.url}/oauth2/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": coupa.client.client_id,
-                "client_secret": coupa.client.client_secret,
-                "scope": "core.integration.read core.integration.write",
-            },
-            timeout=10,
-        ).json()["access_token"]
-        session.headers.update({"Authorization": f"Bearer {token}", "Accept": "application/json"})
-        api = f"{coupa.url}/api/integration_history_records"
-        for invoice_id, erp_answer in ((101, None), (102, "Supplier 88 is blocked in the ERP"), (103, None)):
-            record = {
-                "document-type": "InvoiceHeader",
-                "document-id": invoice_id,
-                "contact-alert-type": "Functional",
-                "integration": {"code": "ERP-INVOICES"},
-            }
-            if erp_answer is None:
-                session.post(
-                    f"{api}/mark_exported", json={**record, "status": "Success"}, timeout=10
-                ).raise_for_status()
-            else:
-                responses = [{"response-code": "ERP-409", "response-message": erp_answer}]
-                session.post(
-                    f"{api}/create_alert", json={**record, "status": "Error", "responses": responses}, timeout=10
-                ).raise_for_status()
-        unresolved = session.get(api, params={"resolved": "false", "status": "Error"}, timeout=10).json()
-        print(f"Unresolved errors found by query: {[r['id'] for r in unresolved]}\n")
+        os.environ["AIRFLOW_CONN_COUPA_DEFAULT"] = connection_json(coupa)
+        print(f"Coupa emulator on {coupa.url}; Airflow home {home}", flush=True)
+
+        from airflow.utils import db
+
+        print("Creating the Airflow database (SQLite)...", flush=True)
+        db.resetdb()
+
+        try:
+            from airflow.dag_processing.dagbag import DagBag
+        except ImportError:  # Airflow 2
+            from airflow.models.dagbag import DagBag
+
+        dag = DagBag(dag_folder=str(DAG_FILE)).get_dag("coupa_invoice_export")
+        print("Running the DAG coupa_invoice_export with dag.test()...\n", flush=True)
+        run = dag.test()
+        state = str(getattr(run.state, "value", run.state))
+        tasks = sorted(
+            (
+                ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]",
+                str(getattr(ti.state, "value", ti.state)),
+            )
+            for ti in run.get_task_instances()
+        )
+        print(f"\nDAG run {run.run_id}: {state}")
+        print("Tasks: " + ", ".join(f"{t}={s}" for t, s in tasks))
+        print("\nWhat landed in Coupa:\n")
         print(coupa.summary())
+        print(f"\nDone in {time.monotonic() - started:.0f} s.")
+        return 0 if state == "success" else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

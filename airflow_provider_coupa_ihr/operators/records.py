@@ -223,6 +223,7 @@ class CoupaResolveRecordsOperator(CoupaBaseOperator):
     def execute(self, context: Any) -> list[int]:
         with coupa_errors():
             client = self.client
+            self.push_link(context, (self.filters or {}).get("document_type"))
             exclude = {_record_id(i) for i in self.exclude_ids or []}
             if self.record_ids is not None:
                 ids = _record_ids(self.record_ids)
@@ -272,6 +273,7 @@ class CoupaQueryRecordsOperator(CoupaBaseOperator):
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
         with coupa_errors():
+            self.push_link(context, (self.filters or {}).get("document_type"))
             records = list(
                 self.client.query_records(
                     self.filters,

@@ -44,6 +44,7 @@ class CoupaStartIntegrationRunOperator(CoupaBaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         with coupa_errors():
             client = self.client
+            self.push_link(context, None)
             run = client.create_run(self.integration)
             run = client.run_transition(run["id"], "run", total_records=self.total_records)
         self.log.info("Coupa integration run %s of %s is %s", run["id"], self.integration, run["status"])
@@ -79,6 +80,7 @@ class CoupaFinishIntegrationRunOperator(CoupaBaseOperator):
             if self.outcome not in ("success", "fail", "finish"):
                 raise CoupaValidationError([f"outcome must be success, fail or finish, got {self.outcome!r}"])
             client = self.client
+            self.push_link(context, None)
             current = client.get_run(int(self.run_id))
             if current.get("status") == RUN_ACTIONS[self.outcome]:
                 run = current
