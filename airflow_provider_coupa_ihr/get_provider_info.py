@@ -25,6 +25,17 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
+        "operators": [
+            {
+                "integration-name": "Coupa",
+                "python-modules": [
+                    "airflow_provider_coupa_ihr.operators.records",
+                    "airflow_provider_coupa_ihr.operators.bulk",
+                    "airflow_provider_coupa_ihr.operators.runs",
+                ],
+            }
+        ],
+        "extra-links": ["airflow_provider_coupa_ihr.operators.base.CoupaRecordLink"],
         "hooks": [{"integration-name": "Coupa", "python-modules": ["airflow_provider_coupa_ihr.hooks.coupa"]}],
         "connection-types": [
             {
