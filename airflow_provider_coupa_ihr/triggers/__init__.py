@@ -1,0 +1,1 @@
+"""Airflow triggers: the deferred (triggerer-side) half of the Coupa sensors."""
