@@ -37,6 +37,8 @@ from airflow_provider_coupa_ihr.client.retry import Throttle
 from airflow_provider_coupa_ihr.client.sync import context_for, shared_throttle, token_key
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 __all__ = ["AsyncCoupaClient"]
@@ -73,11 +75,23 @@ def _new_http(config: ClientConfig) -> httpx.AsyncClient:
 
     return httpx.AsyncClient(
         timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
-        verify=config.verify,
+        verify=_verify(config.verify),
         follow_redirects=False,
         proxy=config.proxies.get("https") or config.proxies.get("http"),
         trust_env=False,
     )
+
+
+def _verify(verify: bool | str) -> bool | ssl.SSLContext:
+    """httpx takes a CA bundle as an SSL context (a path is deprecated there, and warns)."""
+    if not isinstance(verify, str):
+        return verify
+    import os
+    import ssl
+
+    if os.path.isdir(verify):
+        return ssl.create_default_context(capath=verify)
+    return ssl.create_default_context(cafile=verify)
 
 
 def _lease(config: ClientConfig) -> tuple[httpx.AsyncClient, tuple[asyncio.AbstractEventLoop, tuple[Any, ...]] | None]:
