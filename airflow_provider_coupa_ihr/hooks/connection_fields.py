@@ -133,6 +133,8 @@ def config_from_connection(
     def bad(field: str, message: str) -> CoupaConfigError:
         return CoupaConfigError(f"Coupa connection {conn_id!r}: {field} {message}")
 
+    if extra is None:
+        extra = {}
     if isinstance(extra, str):
         try:
             extra = json.loads(extra) if extra.strip() else {}
