@@ -6,7 +6,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import REPO, load_dag, run_state, task_states, xcom_value
+from dag_helpers import REPO, load_dag, run_state, task_states, xcom_value
 
 EXAMPLES = sorted(p.name for p in (REPO / "example_dags").glob("*.py"))
 

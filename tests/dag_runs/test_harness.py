@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import load_dag, run_state
+from dag_helpers import load_dag, run_state
 
 
 @pytest.mark.usefixtures("airflow_db")

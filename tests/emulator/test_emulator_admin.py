@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import CODE, ERRORS, IHR, INTEGRATIONS, RUNS, TIMEOUT, Api, all_keys, ihr
+from emulator_helpers import CODE, ERRORS, IHR, INTEGRATIONS, RUNS, TIMEOUT, Api, all_keys, ihr
 
 from airflow_provider_coupa_ihr.testing import CoupaEmulator
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import (
+from emulator_helpers import (
     IHR,
     INTEGRATIONS,
     READ,

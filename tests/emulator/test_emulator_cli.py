@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import IHR, TIMEOUT, Api, ihr
+from emulator_helpers import IHR, TIMEOUT, Api, ihr
 
 from airflow_provider_coupa_ihr.testing.cli import build_parser
 from airflow_provider_coupa_ihr.testing.server import DEFAULT_CLIENT

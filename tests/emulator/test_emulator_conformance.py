@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CODE, ERRORS, IHR, INTEGRATIONS, RUNS, Api, ihr
+from emulator_helpers import CODE, ERRORS, IHR, INTEGRATIONS, RUNS, Api, ihr
 
 from airflow_provider_coupa_ihr.client.records import (
     DOCUMENT_TYPES,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import CODE, IHR, TIMEOUT, ihr, session
+from emulator_helpers import CODE, IHR, TIMEOUT, ihr, session
 
 from airflow_provider_coupa_ihr.testing import CoupaEmulator
 from airflow_provider_coupa_ihr.testing.pytest_plugin import DEFAULT_INTEGRATION_CODE, connection_json

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import CODE, IHR, INTEGRATIONS, RUNS, Api, all_keys, ihr, parse_xml, seed_records, session
+from emulator_helpers import CODE, IHR, INTEGRATIONS, RUNS, Api, all_keys, ihr, parse_xml, seed_records, session
 
 from airflow_provider_coupa_ihr.testing import CoupaEmulator
 

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import CODE, ERRORS, IHR, INTEGRATIONS, RUNS, Api, errors_of, ihr, seed_records
+from emulator_helpers import CODE, ERRORS, IHR, INTEGRATIONS, RUNS, Api, errors_of, ihr, seed_records
 
 from airflow_provider_coupa_ihr.client.records import QUERY_OPERATORS
 from airflow_provider_coupa_ihr.testing import CoupaEmulator

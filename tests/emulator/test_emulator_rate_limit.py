@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import IHR, INTEGRATIONS, TIMEOUT, Api, get_token, ihr, session
+from emulator_helpers import IHR, INTEGRATIONS, TIMEOUT, Api, get_token, ihr, session
 
 from airflow_provider_coupa_ihr.testing import CoupaEmulator
 

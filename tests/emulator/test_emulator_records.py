@@ -4,7 +4,7 @@ resolve and unresolve, with their side effects and 404s."""
 from __future__ import annotations
 
 import pytest
-from conftest import CODE, IHR, Api, errors_of, ihr, seed_records
+from emulator_helpers import CODE, IHR, Api, errors_of, ihr, seed_records
 
 from airflow_provider_coupa_ihr.testing import CoupaEmulator
 

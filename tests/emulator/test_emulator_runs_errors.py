@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from conftest import CODE, ERRORS, IHR, INTEGRATIONS, RUNS, Api, errors_of, ihr
+from emulator_helpers import CODE, ERRORS, IHR, INTEGRATIONS, RUNS, Api, errors_of, ihr
 
 from airflow_provider_coupa_ihr.testing import CoupaEmulator
 

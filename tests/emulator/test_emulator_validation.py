@@ -4,7 +4,7 @@ quietly ignores."""
 from __future__ import annotations
 
 import pytest
-from conftest import IHR, Api, errors_of, ihr, parse_xml, session
+from emulator_helpers import IHR, Api, errors_of, ihr, parse_xml, session
 
 from airflow_provider_coupa_ihr.client.records import DOCUMENT_TYPES
 from airflow_provider_coupa_ihr.testing import CoupaEmulator

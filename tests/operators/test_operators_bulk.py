@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import load_dag, run_state, task_states, try_numbers, xcom_value
+from dag_helpers import load_dag, run_state, task_states, try_numbers, xcom_value
 
 from airflow_provider_coupa_ihr.testing.faults import Fault
 from airflow_provider_coupa_ihr.testing.pytest_plugin import connection_json
