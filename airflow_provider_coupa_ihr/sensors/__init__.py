@@ -1,0 +1,1 @@
+"""Airflow sensors: wait until Coupa users resolve integration history records."""
