@@ -20,8 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / ".venv-tools"
-#: The Airflow line each environment runs; the newest 3.x is the default everywhere.
-ENVIRONMENTS = {"af3": (".venv", "apache-airflow==3.3.2")}
+#: The Airflow line each environment runs: the newest 3.x (the default everywhere) and the newest 2.11.
+ENVIRONMENTS = {"af3": (".venv", "apache-airflow==3.3.2"), "af2": (".venv-af2", "apache-airflow==2.11.2")}
 
 
 def _run(cmd: list[str | Path], **kw: object) -> None:
@@ -68,23 +68,28 @@ def demo() -> int:
 
 
 def test(extra: list[str]) -> int:
-    python = setup()
-    venv_bin = python.parent
+    """Lint and type-check once, then run the whole suite on each Airflow line; report each step's time."""
+    pythons = {leg: setup(leg) for leg in ENVIRONMENTS}
+    venv_bin = pythons["af3"].parent
     steps: list[tuple[str, list[str]]] = [
         ("ruff", [str(venv_bin / "ruff"), "check", "."]),
         ("mypy", [str(venv_bin / "mypy")]),
-        ("pytest", [str(python), "-m", "pytest", *extra]),
     ]
-    failed = []
+    for leg, python in pythons.items():
+        steps.append((f"pytest on {ENVIRONMENTS[leg][1]}", [str(python), "-m", "pytest", *extra]))
+    failed, timings = [], []
     for name, cmd in steps:
         started = time.monotonic()
         print(f"\n=== {name}", flush=True)
         code = subprocess.call(cmd, cwd=ROOT)
-        print(f"=== {name}: {'ok' if code == 0 else f'FAILED (exit {code})'} in {time.monotonic() - started:.0f}s")
+        seconds = time.monotonic() - started
+        timings.append(f"{name}: {'ok' if code == 0 else f'FAILED (exit {code})'} in {seconds:.0f}s")
+        print(f"=== {timings[-1]}", flush=True)
         if code != 0:
             failed.append(name)
+    print("\n" + "\n".join(timings), flush=True)
     if failed:
-        print(f"\nFAILED: {', '.join(failed)}", flush=True)
+        print(f"FAILED: {', '.join(failed)}", flush=True)
         return 1
     return 0
 
