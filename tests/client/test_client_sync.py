@@ -507,6 +507,29 @@ def test_a_token_that_expires_mid_run_is_refreshed_once(coupa_emulator: CoupaEmu
     assert coupa_emulator.tokens_issued == 2
 
 
+def test_a_short_lived_token_is_renewed_before_it_expires() -> None:
+    with CoupaEmulator(rate_limit=None, token_lifetime=2) as coupa:
+        coupa.add_integration(CODE)
+        with make_client(coupa) as client:
+            client.get_integration(CODE)
+            time.sleep(1.1)  # past the renewal point (half of a 2 s life), before expiry
+            client.get_integration(CODE)
+        assert coupa.tokens_issued == 2
+        assert api_calls(coupa) == [("GET", 200), ("GET", 200)]  # renewed ahead, never refused
+
+
+def test_a_record_of_a_run_whose_answer_was_lost_is_not_made_twice(
+    coupa_emulator: CoupaEmulator, client: CoupaClient
+) -> None:
+    run = client.create_run(CODE)
+    client.create_record(**record(integration_run=run["id"], document_id=5))
+    coupa_emulator.faults.drop(after_acting=True, count=1, methods=("POST",))
+    created = client.create_record(**record(integration_run=run["id"], document_id=5, status="Error"))
+    assert [r["id"] for r in coupa_emulator.records(status="Error")] == [created["id"]]
+    assert created["integration_run_id"] == run["id"]
+    assert len(coupa_emulator.records()) == 2
+
+
 def test_a_second_401_fails_after_one_refresh(coupa_emulator: CoupaEmulator, client: CoupaClient) -> None:
     client.token()
     coupa_emulator.faults.add(Fault("status", status=401, count=5, path_contains="/api/"))
