@@ -30,6 +30,7 @@ __all__ = [
     "Problem",
     "check_fields",
     "humanize",
+    "snake_object",
     "to_python_keys",
     "to_wire_keys",
 ]
@@ -235,8 +236,39 @@ def to_wire_keys(value: Any) -> Any:
 
 
 def to_python_keys(value: Any) -> Any:
-    """Coupa's dash-case keys to snake_case, recursively. Coupa sends both; this normalises once, at the edge."""
+    """Coupa's dash-case keys to snake_case, recursively. Coupa sends both; this normalises once, at the edge.
+
+    Every record of every page passes through here, so it avoids per-key work: keys come from a small set
+    (Coupa's attribute names), and each is converted once per process.
+    """
+    if isinstance(value, dict):
+        cache = _SNAKE
+        out = {}
+        for k, v in value.items():
+            key = cache.get(k)
+            if key is None:
+                key = cache[k] = str(k).replace("-", "_")
+            out[key] = to_python_keys(v) if isinstance(v, (dict, list)) else v
+        return out
+    if isinstance(value, list):
+        return [to_python_keys(v) if isinstance(v, (dict, list)) else v for v in value]
     return _map_keys(value, "-", "_")
+
+
+#: Dash-case key -> snake_case key, filled as keys are met (bounded by the attribute names Coupa has).
+_SNAKE: dict[Any, str] = {}
+
+
+def snake_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads(..., object_pairs_hook=snake_object)``: objects come out with snake_case keys."""
+    cache = _SNAKE
+    out = {}
+    for key, value in pairs:
+        name = cache.get(key)
+        if name is None:
+            name = cache[key] = key.replace("-", "_")
+        out[name] = value
+    return out
 
 
 def _map_keys(value: Any, old: str, new: str) -> Any:

@@ -11,6 +11,7 @@ import collections
 import json
 import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,7 @@ from airflow_provider_coupa_ihr.testing.state import (
     Invalid,
     NotFound,
 )
+from airflow_provider_coupa_ihr.testing.tls import make_self_signed
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -87,6 +89,10 @@ class CoupaEmulator:
         send_retry_after: whether a throttled answer carries ``Retry-After`` (Coupa's behaviour is disputed).
         seed: seeds the fault decisions, so a failing run replays.
         extra_document_types: document types newer than R39 that this instance should accept.
+        tls: serve HTTPS with a fresh self-signed certificate (trust it with ``coupa.ca_bundle``), as Coupa
+            always does; off by default because plain http on loopback is simpler for most tests.
+        new_connection_latency: seconds added to the first request on each new connection, modelling what
+            TCP and TLS handshakes cost over a real network (about two round trips), which loopback hides.
     """
 
     def __init__(
@@ -102,8 +108,13 @@ class CoupaEmulator:
         send_retry_after: bool = True,
         seed: int = 0,
         extra_document_types: Sequence[str] = (),
+        tls: bool = False,
+        new_connection_latency: float = 0.0,
     ) -> None:
         self.host = host
+        self.new_connection_latency = new_connection_latency
+        self._seen_transports: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.tls = make_self_signed() if tls else None
         self.port = port
         self.state = CoupaState(extra_document_types=extra_document_types)
         self.authority = Authority(clients, api_keys=api_keys, token_lifetime=token_lifetime)
@@ -121,7 +132,12 @@ class CoupaEmulator:
     @property
     def url(self) -> str:
         """Base URL of the instance (what users put in the connection's host)."""
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    @property
+    def ca_bundle(self) -> str | None:
+        """With ``tls=True``: the certificate file clients must trust (the connection extra ``verify``)."""
+        return self.tls.ca_bundle if self.tls else None
 
     @property
     def client(self) -> OAuthClient:
@@ -177,7 +193,8 @@ class CoupaEmulator:
 
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        ssl_context = self.tls.server_context() if self.tls else None
+        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True, ssl_context=ssl_context)
         await site.start()
         if self.port == 0:
             # The runner knows the address the OS picked: (host, port) for TCP.
@@ -217,6 +234,19 @@ class CoupaEmulator:
     def add_integration(self, code: str, **attributes: Any) -> dict[str, Any]:
         """Register an integration (records and runs refer to it by ``code``)."""
         return self.state.add_integration(code, **attributes)
+
+    def seed_records(self, count: int, **template: Any) -> int:
+        """Store ``count`` records at once, without HTTP (for load tests and paging benchmarks).
+
+        ``template`` gives the fields (snake_case); ``document_id`` counts up from its value (default 1).
+        Returns the id of the last record stored.
+        """
+        fields = {"document_type": "InvoiceHeader", "contact_alert_type": "Functional", "status": "Success", **template}
+        first = int(fields.pop("document_id", 1))
+        last = 0
+        for offset in range(count):
+            last = self.state.create(self.state.records, {**fields, "document_id": first + offset}, user=None)["id"]
+        return last
 
     def resolve(self, record_id: int, resolved: bool = True) -> dict[str, Any]:
         """What a Coupa user does in the UI: mark a record resolved (or unresolved again)."""
@@ -313,6 +343,10 @@ class CoupaEmulator:
             wait = self._bucket.take()
             if wait is not None:
                 return self._throttled(request, as_json, wait if self.send_retry_after else None)
+        transport = request.transport
+        if self.new_connection_latency and transport is not None and transport not in self._seen_transports:
+            self._seen_transports.add(transport)
+            await asyncio.sleep(self.new_connection_latency)
         verdict: Verdict = self.faults.verdict(request.method, request.path)
         if verdict.delay and request.method in ("POST", "PUT", "PATCH"):
             # Take the whole request in before stalling (aiohttp keeps the body for _payload), so a client that
@@ -658,8 +692,18 @@ def _add_admin_routes(app: web.Application, emulator: CoupaEmulator) -> None:
         except (Invalid, TypeError) as exc:
             return _json_response(400, {"errors": {"integration": [str(exc)]}})
 
+    async def seed(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            count = int(body.pop("count"))
+            last = emulator.seed_records(count, **body)
+        except (ValueError, TypeError, KeyError, Invalid) as exc:
+            return _json_response(400, {"errors": {"seed": [f"{type(exc).__name__}: {exc}"]}})
+        return _json_response(201, {"seeded": count, "last_id": last})
+
     r = app.router
     r.add_get("/_emulator/health", health)
+    r.add_post("/_emulator/seed", seed)
     r.add_get("/_emulator/state", state)
     r.add_get("/_emulator/records", records)
     r.add_post("/_emulator/reset", reset)
