@@ -3,6 +3,7 @@
 
     python3 scripts/dev.py demo    set up, start the Coupa emulator and run the demo
     python3 scripts/dev.py test    set up, then lint, type-check and run the whole test suite
+    python3 scripts/dev.py bench   set up, then run every benchmark and print the table (not part of test)
 
 Setting up makes virtual environments under the checkout (``.venv`` for the newest Airflow), installs uv into a
 small bootstrap venv and uses it to install the package in editable mode with its test tools. A stamp file skips
@@ -94,12 +95,19 @@ def test(extra: list[str]) -> int:
     return 0
 
 
+def bench(extra: list[str]) -> int:
+    python = setup()
+    return subprocess.call([str(python), str(ROOT / "benchmarks" / "run.py"), *extra], cwd=ROOT)
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("demo", "test", "setup"):
+    if not argv or argv[0] not in ("demo", "test", "setup", "bench"):
         print(__doc__)
         return 2
     if argv[0] == "demo":
         return demo()
+    if argv[0] == "bench":
+        return bench(argv[1:])
     if argv[0] == "setup":
         print(setup())
         return 0
