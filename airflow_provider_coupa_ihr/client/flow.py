@@ -227,7 +227,9 @@ def call(ctx: CallContext, op: Operation) -> Flow[Any]:
             wait = ctx.throttle.reserve()
             if wait > 0:
                 yield Sleep(wait)
+        sent_at = ctx.clock()
         outcome = yield Send(HttpRequest(op.method, url, op.params, op.body, headers=headers))
+        in_flight = max(0.0, ctx.clock() - sent_at)
         if isinstance(outcome, HttpResponse):
             if 200 <= outcome.status < 300:
                 return _parse_success(outcome, op, ctx, token)
@@ -235,6 +237,7 @@ def call(ctx: CallContext, op: Operation) -> Flow[Any]:
                 outcome.status,
                 retry_after=parse_retry_after(outcome.header("retry-after")),
                 token_age=None if token is None else token.age(ctx.clock()),
+                in_flight=in_flight,
             )
             error: CoupaError = error_from_response(
                 outcome.status,
@@ -248,7 +251,7 @@ def call(ctx: CallContext, op: Operation) -> Flow[Any]:
             if 300 <= outcome.status < 400:
                 error.hint = _redirect_hint(outcome.header("location"))
         else:
-            step = state.after_transport_error(sent=outcome.sent)
+            step = state.after_transport_error(sent=outcome.sent, in_flight=in_flight)
             error = CoupaTransportError(
                 redact(outcome.message, ctx.secrets(token)), sent=outcome.sent, method=op.method, path=f"/api{op.path}"
             )

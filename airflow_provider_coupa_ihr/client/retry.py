@@ -33,7 +33,10 @@ Rules, and why:
   Coupa has no idempotency key, so a blind re-send can make a second record. The state answers
   :attr:`Action.VERIFY_THEN_RETRY` instead and the caller looks for the record first. That applies to a
   timeout or a dropped connection after sending, and to 500/502/504, which a proxy may send after Coupa acted;
-  a 429 or 503 means Coupa refused the request, so a create is re-sent as is.
+  a 429 or 503 means Coupa refused the request, so a create is re-sent as is. A request whose answer was lost
+  may still be at work on the server (a read timeout leaves it running), so before looking the client waits at
+  least as long again as the lost attempt was in flight: a create that lands within twice the time waited for
+  it is found rather than made twice. Beyond that nothing can tell, since Coupa has no idempotency key.
 - On 401, fetch a new token once (the cached one may have been revoked or may have expired early), except when
   the token is only seconds old: Coupa advises waiting a few seconds after issue before first use, so a brand
   new token is given that time, once, rather than replaced by another brand new one.
@@ -221,12 +224,14 @@ def decide(
     transport_error: bool = False,
     sent: bool | None = None,
     idempotent: bool = True,
+    in_flight: float = 0.0,
 ) -> Step:
     """The pure core of :class:`RetryState`: what to do after ``attempts`` attempts and ``elapsed`` seconds.
 
     Give either ``status`` (an error answer) or ``transport_error=True`` (no answer; ``sent`` as in
     :class:`~airflow_provider_coupa_ihr.client.errors.CoupaTransportError`). 401 handling needs memory across
-    attempts and lives in :class:`RetryState`; here a 401 is simply not retryable.
+    attempts and lives in :class:`RetryState`; here a 401 is simply not retryable. ``in_flight`` is how long the
+    failed attempt took: when its outcome is unknown (a create), the wait before looking is at least that long.
     """
     if transport_error:
         what = "no answer after sending" if sent else "no answer"
@@ -260,6 +265,10 @@ def decide(
     else:
         delay = backoff_delay(attempts, policy, rng)
         why = "backing off"
+    if unknown_outcome and in_flight > delay:
+        # The lost request may still be at work on the server: look only once it has had as long again.
+        delay = in_flight
+        why = "letting the lost request land (as long again as it was in flight):"
     if delay > remaining:
         return Step(
             Action.STOP,
@@ -324,11 +333,13 @@ class RetryState:
         *,
         retry_after: float | None = None,
         token_age: float | None = None,
+        in_flight: float = 0.0,
     ) -> Step:
         """Decide after an answer with ``status`` (not 2xx).
 
         ``retry_after`` is the parsed header (:func:`parse_retry_after`); ``token_age`` is how many seconds
-        ago the bearer token used was issued (``None`` for API keys or when unknown).
+        ago the bearer token used was issued (``None`` for API keys or when unknown); ``in_flight`` is how many
+        seconds the attempt took (see :func:`decide`).
         """
         self._attempts += 1
         if status == 401:
@@ -341,10 +352,12 @@ class RetryState:
             status=status,
             retry_after=retry_after,
             idempotent=self.idempotent,
+            in_flight=in_flight,
         )
 
-    def after_transport_error(self, *, sent: bool | None) -> Step:
-        """Decide after a timeout or broken connection; ``sent`` says whether the request may have arrived."""
+    def after_transport_error(self, *, sent: bool | None, in_flight: float = 0.0) -> Step:
+        """Decide after a timeout or broken connection; ``sent`` says whether the request may have arrived,
+        ``in_flight`` how many seconds the attempt took before it failed."""
         self._attempts += 1
         return decide(
             self.policy,
@@ -354,6 +367,7 @@ class RetryState:
             transport_error=True,
             sent=sent,
             idempotent=self.idempotent,
+            in_flight=in_flight,
         )
 
     def _after_unauthorized(self, token_age: float | None) -> Step:
