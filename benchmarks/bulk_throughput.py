@@ -20,7 +20,6 @@ import time
 from typing import Any
 
 from airflow_provider_coupa_ihr.testing import CoupaEmulator
-from airflow_provider_coupa_ihr.testing.pytest_plugin import connection_json
 
 RATE, BURST = 25.0, 20
 
@@ -39,7 +38,7 @@ def one_round(items: int) -> dict[str, Any]:
 
     with CoupaEmulator(rate_limit=RATE, burst=BURST) as coupa:
         coupa.add_integration("ERP-INVOICES")
-        os.environ["AIRFLOW_CONN_COUPA_BENCH_BULK"] = connection_json(coupa)
+        os.environ["AIRFLOW_CONN_COUPA_BENCH_BULK"] = coupa.airflow_connection()
         operator = CoupaBulkCreateRecordsOperator(
             task_id="bulk",
             coupa_conn_id="coupa_bench_bulk",

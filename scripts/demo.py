@@ -31,11 +31,10 @@ def main() -> int:
     _prepare_airflow(home)
 
     from airflow_provider_coupa_ihr.testing import CoupaEmulator
-    from airflow_provider_coupa_ihr.testing.pytest_plugin import connection_json
 
     with CoupaEmulator() as coupa:
         coupa.add_integration("ERP-INVOICES", name="Invoices to the ERP")
-        os.environ["AIRFLOW_CONN_COUPA_DEFAULT"] = connection_json(coupa)
+        os.environ["AIRFLOW_CONN_COUPA_DEFAULT"] = coupa.airflow_connection()
         print(f"Coupa emulator on {coupa.url}; Airflow home {home}", flush=True)
 
         from airflow.utils import db

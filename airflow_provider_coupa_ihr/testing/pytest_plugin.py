@@ -48,15 +48,7 @@ def coupa_emulator(coupa_emulator_options: dict[str, Any], coupa_integration_cod
 
 def connection_json(emulator: CoupaEmulator, **extra: Any) -> str:
     """The ``AIRFLOW_CONN_...`` value for a connection to ``emulator`` (``extra`` adds connection extras)."""
-    return json.dumps(
-        {
-            "conn_type": "coupa",
-            "host": emulator.url,
-            "login": emulator.client.client_id,
-            "password": emulator.client.client_secret,
-            "extra": extra,
-        }
-    )
+    return emulator.airflow_connection(**extra)
 
 
 @pytest.fixture

@@ -139,6 +139,24 @@ class CoupaEmulator:
         """With ``tls=True``: the certificate file clients must trust (the connection extra ``verify``)."""
         return self.tls.ca_bundle if self.tls else None
 
+    def airflow_connection(self, **extra: Any) -> str:
+        """The value of an ``AIRFLOW_CONN_<ID>`` variable for a ``coupa`` connection to this emulator.
+
+        ``extra`` adds connection extras (``read_timeout=0.5``, ``rate_limit=0``...). With ``tls=True`` the
+        emulator's certificate is trusted through the ``verify`` extra.
+        """
+        if self.tls is not None:
+            extra.setdefault("verify", self.tls.ca_bundle)
+        return json.dumps(
+            {
+                "conn_type": "coupa",
+                "host": self.url,
+                "login": self.client.client_id,
+                "password": self.client.client_secret,
+                "extra": extra,
+            }
+        )
+
     @property
     def client(self) -> OAuthClient:
         """The first OAuth client: the credentials a test usually wants."""
