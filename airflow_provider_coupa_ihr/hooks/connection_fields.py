@@ -39,12 +39,15 @@ CONN_FIELDS: tuple[ConnField, ...] = (
         "Space-separated. Reads need core.integration.read, writes core.integration.write.",
         "core.integration.read core.integration.write",
     ),
+    # No default in the form: Airflow 3 hides the value of any extra whose name contains "token" (or "proxy"),
+    # so a default here reached Airflow 3.3's add form as "***" and was saved as the token path. Empty means
+    # the client's default.
     ConnField(
         "token_path",
         "Token path",
         "string",
-        "Path of Coupa's OAuth2 token endpoint on the instance (Coupa's Swagger names /oauth2/access_tokens).",
-        "/oauth2/token",
+        "Path of Coupa's OAuth2 token endpoint on the instance. Empty: /oauth2/token (Coupa's Swagger names "
+        "/oauth2/access_tokens).",
     ),
     ConnField(
         "api_key",
