@@ -14,7 +14,7 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_coupa_ihr.client import operations as ops
@@ -46,10 +46,18 @@ __all__ = ["AsyncCoupaClient"]
 T = TypeVar("T")
 
 
+#: Requests one pool has on the wire at once; more wait their turn in an asyncio semaphore. Coupa takes bursts
+#: of 20, so more in flight would only queue there; and httpcore scans its whole queue against every connection
+#: each time a request starts or ends: with 500 waits polling through one pool that cost 24 ms of CPU per poll,
+#: against about 3 ms behind this gate (benchmarks/deferred_waits.py).
+MAX_IN_FLIGHT = 20
+
+
 @dataclass
 class _Pool:
     http: httpx.AsyncClient
     users: int = 0
+    gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_IN_FLIGHT))
 
 
 #: The shared pools, by event loop (an httpx pool's connections belong to the loop that opened them) and then by
@@ -75,6 +83,9 @@ def _new_http(config: ClientConfig) -> httpx.AsyncClient:
 
     return httpx.AsyncClient(
         timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
+        # As many connections as requests in flight (see MAX_IN_FLIGHT), all kept alive: httpcore checks every
+        # connection of the pool each time a request starts or ends.
+        limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT),
         verify=_verify(config.verify),
         follow_redirects=False,
         proxy=config.proxies.get("https") or config.proxies.get("http"),
@@ -94,12 +105,12 @@ def _verify(verify: bool | str) -> bool | ssl.SSLContext:
     return ssl.create_default_context(cafile=verify)
 
 
-def _lease(config: ClientConfig) -> tuple[httpx.AsyncClient, tuple[asyncio.AbstractEventLoop, tuple[Any, ...]] | None]:
+def _lease(config: ClientConfig) -> tuple[_Pool, tuple[asyncio.AbstractEventLoop, tuple[Any, ...]] | None]:
     """The running loop's shared pool for ``config`` (one more user of it), or a private one outside a loop."""
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
-        return _new_http(config), None
+        return _Pool(_new_http(config)), None
     key = _pool_key(config)
     with _POOLS_LOCK:
         pools = _POOLS.setdefault(loop, {})
@@ -107,7 +118,7 @@ def _lease(config: ClientConfig) -> tuple[httpx.AsyncClient, tuple[asyncio.Abstr
         if pool is None or pool.http.is_closed:
             pool = pools[key] = _Pool(_new_http(config))
         pool.users += 1
-        return pool.http, (loop, key)
+        return pool, (loop, key)
 
 
 def _release(http: httpx.AsyncClient, lease: tuple[asyncio.AbstractEventLoop, tuple[Any, ...]]) -> bool:
@@ -142,8 +153,10 @@ class AsyncCoupaClient:
         self._lease: tuple[asyncio.AbstractEventLoop, tuple[Any, ...]] | None = None
         self._closed = False
         if client is None:
-            client, self._lease = _lease(config)
-        self.http = client
+            self._pool, self._lease = _lease(config)
+        else:
+            self._pool = _Pool(client)
+        self.http = self._pool.http
         self._token_cache = token_cache
         self._ctx = context_for(config, mask_secret=mask_secret, throttle=throttle or shared_throttle(config))
         if config.api_key is None:
@@ -198,14 +211,15 @@ class AsyncCoupaClient:
 
         config = self.config
         try:
-            response = await self.http.request(
-                request.method,
-                request.url,
-                params=list(request.params) or None,
-                json=request.json_body,
-                data=dict(request.form) if request.form is not None else None,
-                headers=dict(request.headers),
-            )
+            async with self._pool.gate:
+                response = await self.http.request(
+                    request.method,
+                    request.url,
+                    params=list(request.params) or None,
+                    json=request.json_body,
+                    data=dict(request.form) if request.form is not None else None,
+                    headers=dict(request.headers),
+                )
         except httpx.ConnectTimeout:
             return TransportFailure(f"connecting to {config.host} timed out after {config.connect_timeout:g} s", False)
         except (httpx.ConnectError, httpx.PoolTimeout) as exc:
