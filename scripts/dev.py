@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -23,6 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / ".venv-tools"
 #: The Airflow line each environment runs: the newest 3.x (the default everywhere) and the newest 2.11.
 ENVIRONMENTS = {"af3": (".venv", "apache-airflow==3.3.2"), "af2": (".venv-af2", "apache-airflow==2.11.2")}
+#: Debian's Chromium, which the browser test (tests/browser, Airflow 3 leg) drives through Playwright.
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 def _run(cmd: list[str | Path], **kw: object) -> None:
@@ -68,9 +71,40 @@ def demo() -> int:
     return subprocess.call([str(python), str(ROOT / "scripts" / "demo.py")], cwd=ROOT)
 
 
+def ensure_chromium() -> str | None:
+    """Install Debian's Chromium for the browser test when it is missing; return why it is unavailable, if it is.
+
+    Needs root and apt-get (CI runs as root on Debian). Without it the browser test fails, saying why: it is
+    skipped only when ``COUPA_SKIP_BROWSER=1`` asks for that.
+    """
+    if os.environ.get("COUPA_SKIP_BROWSER") == "1" or CHROMIUM.exists() or os.environ.get("COUPA_CHROMIUM"):
+        return None
+    apt = shutil.which("apt-get")
+    if apt is None:
+        return f"{CHROMIUM} is missing and there is no apt-get to install Debian's chromium package"
+    if os.geteuid() != 0:
+        return f"{CHROMIUM} is missing; install it as root: apt-get install --no-install-recommends chromium"
+    started = time.monotonic()
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        _run([apt, "update", "-qq"], env=env)
+        _run([apt, "install", "-y", "-qq", "--no-install-recommends", "chromium"], env=env)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        return f"installing Debian's chromium failed: {exc}"
+    if not CHROMIUM.exists():
+        return f"apt-get installed chromium, yet {CHROMIUM} is missing"
+    print(f"chromium installed in {time.monotonic() - started:.0f}s", flush=True)
+    return None
+
+
 def test(extra: list[str]) -> int:
     """Lint and type-check once, then run the whole suite on each Airflow line; report each step's time."""
     pythons = {leg: setup(leg) for leg in ENVIRONMENTS}
+    browser_problem = ensure_chromium()
+    env = dict(os.environ)
+    if browser_problem:
+        print(f"WARNING: the browser test will fail: {browser_problem}", flush=True)
+        env["COUPA_BROWSER_UNAVAILABLE"] = browser_problem
     venv_bin = pythons["af3"].parent
     steps: list[tuple[str, list[str]]] = [
         ("ruff", [str(venv_bin / "ruff"), "check", "."]),
@@ -82,7 +116,7 @@ def test(extra: list[str]) -> int:
     for name, cmd in steps:
         started = time.monotonic()
         print(f"\n=== {name}", flush=True)
-        code = subprocess.call(cmd, cwd=ROOT)
+        code = subprocess.call(cmd, cwd=ROOT, env=env)
         seconds = time.monotonic() - started
         timings.append(f"{name}: {'ok' if code == 0 else f'FAILED (exit {code})'} in {seconds:.0f}s")
         print(f"=== {timings[-1]}", flush=True)
