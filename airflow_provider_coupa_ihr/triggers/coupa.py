@@ -25,6 +25,7 @@ next poll goes ahead as planned: a blip in Coupa must not fail a wait that may l
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timezone
@@ -111,6 +112,7 @@ class CoupaRecordsResolvedTrigger(BaseTrigger):
             client = await CoupaHook(self.coupa_conn_id).aget_client()
             polls = self.polls
             state: WaitState | None = None
+            said = ""
             last_error: CoupaError | None = None
             while True:
                 await asyncio.sleep(max(0.0, min(self._delay(polls), self.deadline - time.time())))
@@ -130,7 +132,9 @@ class CoupaRecordsResolvedTrigger(BaseTrigger):
                         message = state.describe(target)
                         self.log.info("%s", message)
                         return {"status": "resolved", "message": message, "records": [dict(r) for r in state.records]}
-                    self.log.info("%s", state.describe(target))
+                    # At INFO once per change, not once per poll: a triggerer holds hundreds of waits, and a line
+                    # from each of them every poll would bury the lines that matter.
+                    said = self._say(state.describe(target), said)
                 if time.time() >= self.deadline:
                     return self._timed_out(target.describe(), state, last_error)
         except CoupaError as error:  # settings the client refuses, filters Coupa would refuse: nothing to retry
@@ -141,6 +145,10 @@ class CoupaRecordsResolvedTrigger(BaseTrigger):
         finally:
             if client is not None:
                 await client.aclose()
+
+    def _say(self, message: str, said: str) -> str:
+        self.log.log(logging.INFO if message != said else logging.DEBUG, "%s", message)
+        return message
 
     def _delay(self, polls: int) -> float:
         from airflow_provider_coupa_ihr.client.resolution import next_delay

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import logging
 import threading
 import time
 from typing import Any
@@ -221,3 +222,19 @@ def test_the_client_is_closed_however_the_wait_ends_even_when_cancelled(coupa_em
 
     asyncio.run(cancel_mid_wait())
     assert closed == [True, True]
+
+
+def test_a_long_wait_logs_what_it_waits_on_when_that_changes_not_every_poll(coupa_emulator, caplog):
+    first, second = error_record(coupa_emulator), error_record(coupa_emulator)
+    threading.Timer(0.4, coupa_emulator.resolve, args=(first,)).start()
+    waiter = trigger(record_ids=[first, second], deadline=time.time() + 0.9)
+    waiter._log = logging.getLogger("coupa.test.trigger")  # a plain logger caplog sees (Airflow 3 uses structlog)
+    caplog.set_level("DEBUG", logger="coupa.test.trigger")
+    (event,) = events(waiter)
+    assert event["status"] == "timeout"
+    waiting = [r for r in caplog.records if r.getMessage().startswith("Waiting for")]
+    assert len(waiting) > 4  # polled every 0.05 s
+    assert [r.getMessage() for r in waiting if r.levelname == "INFO"] == [
+        f"Waiting for 2 of 2 records to be resolved: {first}, {second}",
+        f"Waiting for 1 of 2 records to be resolved: {second}",
+    ]
