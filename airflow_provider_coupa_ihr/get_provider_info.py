@@ -32,6 +32,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_coupa_ihr.operators.records",
                     "airflow_provider_coupa_ihr.operators.bulk",
                     "airflow_provider_coupa_ihr.operators.runs",
+                    "airflow_provider_coupa_ihr.operators.lifecycle",
                 ],
             }
         ],
