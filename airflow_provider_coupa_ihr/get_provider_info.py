@@ -39,6 +39,7 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": [{"integration-name": "Coupa", "python-modules": ["airflow_provider_coupa_ihr.sensors.coupa"]}],
         "triggers": [{"integration-name": "Coupa", "python-modules": ["airflow_provider_coupa_ihr.triggers.coupa"]}],
         "extra-links": ["airflow_provider_coupa_ihr.operators.base.CoupaRecordLink"],
+        "notifications": ["airflow_provider_coupa_ihr.notifications.coupa.CoupaNotifier"],
         "hooks": [{"integration-name": "Coupa", "python-modules": ["airflow_provider_coupa_ihr.hooks.coupa"]}],
         "connection-types": [
             {
