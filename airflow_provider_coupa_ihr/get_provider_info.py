@@ -6,6 +6,7 @@ from typing import Any
 
 from airflow_provider_coupa_ihr import __version__
 from airflow_provider_coupa_ihr.hooks.connection_fields import CONN_TYPE, UI_BEHAVIOUR, conn_fields_info
+from airflow_provider_coupa_ihr.plugins.config import listener_config
 
 PACKAGE_NAME = "airflow-provider-coupa-ihr"
 
@@ -40,6 +41,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [{"integration-name": "Coupa", "python-modules": ["airflow_provider_coupa_ihr.triggers.coupa"]}],
         "extra-links": ["airflow_provider_coupa_ihr.operators.base.CoupaRecordLink"],
         "notifications": ["airflow_provider_coupa_ihr.notifications.coupa.CoupaNotifier"],
+        # The listener plugin is registered by the ``airflow.plugins`` entry point only: Airflow 3 workers load
+        # no provider-info plugins by default, and naming it in both places makes Airflow 3 report the second
+        # registration as a plugin import error whenever [core] lazy_discover_providers is off.
+        "config": listener_config(),
         "hooks": [{"integration-name": "Coupa", "python-modules": ["airflow_provider_coupa_ihr.hooks.coupa"]}],
         "connection-types": [
             {
