@@ -187,16 +187,27 @@ def test_an_unexpected_error_becomes_a_failed_event_that_task_retries_may_fix(co
 
 
 # ---------------------------------------------------------------------------------------------- plumbing
-def test_the_connection_is_read_asynchronously(coupa_emulator, monkeypatch):
+def test_the_connection_is_read_without_blocking_the_event_loop(coupa_emulator, monkeypatch):
+    """Airflow 3.3.2+ reads it with ``aget_connection``; older lines read it synchronously in a worker thread
+    (``get_async_connection``). Either way, never on the event loop's own thread."""
     from airflow_provider_coupa_ihr.hooks.coupa import CoupaHook
-
-    def blocking_read(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("the trigger read the connection synchronously")
 
     record_id = error_record(coupa_emulator)
     coupa_emulator.resolve(record_id)
-    monkeypatch.setattr(CoupaHook, "get_connection", blocking_read)
+    on_the_loop: list[bool] = []
+    original = CoupaHook.get_connection
+
+    def watched(_hook: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+            on_the_loop.append(True)
+        except RuntimeError:
+            on_the_loop.append(False)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(CoupaHook, "get_connection", watched)
     assert events(trigger(record_ids=[record_id]))[0]["status"] == "resolved"
+    assert True not in on_the_loop
 
 
 def test_the_client_is_closed_however_the_wait_ends_even_when_cancelled(coupa_emulator, monkeypatch):
