@@ -18,32 +18,12 @@ from airflow.providers.common.compat.sdk import (
     PokeReturnValue,
     TaskDeferred,
 )
+from wait_helpers import error_records
 
 from airflow_provider_coupa_ihr.sensors.coupa import DEFERRAL_GRACE_SECONDS, CoupaRecordsResolvedSensor
 from airflow_provider_coupa_ihr.testing import CoupaEmulator
 from airflow_provider_coupa_ihr.testing.pytest_plugin import connection_json
 from airflow_provider_coupa_ihr.triggers.coupa import CoupaRecordsResolvedTrigger
-
-
-def error_records(count: int, document_id: int = 7) -> list[int]:
-    from airflow_provider_coupa_ihr.hooks.coupa import CoupaHook
-
-    hook = CoupaHook()
-    try:
-        return [
-            int(
-                hook.create_record(
-                    action="create_alert",
-                    document_type="InvoiceHeader",
-                    document_id=document_id,
-                    contact_alert_type="Both",
-                    status="Error",
-                )["id"]
-            )
-            for _ in range(count)
-        ]
-    finally:
-        hook.client.close()
 
 
 def sensor(**kwargs: Any) -> CoupaRecordsResolvedSensor:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from dag_helpers import load_dag, run_state, task_states, try_numbers, xcom_value
+from wait_helpers import error_records
 
 from airflow_provider_coupa_ihr.testing import CoupaEmulator
 from airflow_provider_coupa_ihr.triggers.coupa import CoupaRecordsResolvedTrigger
@@ -17,28 +18,6 @@ from airflow_provider_coupa_ihr.triggers.coupa import CoupaRecordsResolvedTrigge
 pytestmark = [pytest.mark.dag, pytest.mark.usefixtures("airflow_db", "coupa_connection")]
 
 DAGS = "test_dags/sensor_waits.py"
-
-
-def error_records(coupa: CoupaEmulator, count: int, document_id: int = 7) -> list[int]:
-    from airflow_provider_coupa_ihr.hooks.coupa import CoupaHook
-
-    hook = CoupaHook()
-    try:
-        return [
-            int(
-                hook.create_record(
-                    action="create_alert",
-                    document_type="InvoiceHeader",
-                    document_id=document_id,
-                    contact_alert_type="Both",
-                    status="Error",
-                    integration="AIRFLOW-TEST",
-                )["id"]
-            )
-            for _ in range(count)
-        ]
-    finally:
-        hook.client.close()
 
 
 def checks(coupa: CoupaEmulator) -> int:
@@ -81,7 +60,7 @@ def coupa_user(coupa_emulator: CoupaEmulator) -> Iterator[Any]:
 
 @pytest.mark.parametrize("mode", ["poke", "reschedule"])
 def test_poke_and_reschedule_wait_until_a_user_resolves_the_records(mode, coupa_emulator, coupa_user):
-    ids = error_records(coupa_emulator, 2)
+    ids = error_records(2)
     user = coupa_user(ids)
     run = load_dag(DAGS, f"coupa_wait_{mode}").test(run_conf={"record_ids": ids})
     assert run_state(run) == "success", task_states(run)
@@ -118,7 +97,7 @@ def test_deferrable_checks_once_then_the_trigger_waits_and_the_task_finishes(cou
         return event
 
     monkeypatch.setattr(CoupaRecordsResolvedTrigger, "wait", watched_wait)
-    ids = error_records(coupa_emulator, 3)
+    ids = error_records(3)
     user = coupa_user(ids)
     run = load_dag(DAGS, "coupa_wait_deferrable").test(run_conf={"record_ids": ids})
     assert run_state(run) == "success", task_states(run)
@@ -131,8 +110,8 @@ def test_deferrable_checks_once_then_the_trigger_waits_and_the_task_finishes(cou
 
 
 def test_deferrable_query_waits_until_nothing_matching_is_unresolved(coupa_emulator, coupa_user):
-    ids = error_records(coupa_emulator, 2, document_id=555)
-    error_records(coupa_emulator, 1, document_id=556)  # another document's error does not hold this pipeline
+    ids = error_records(2, document_id=555)
+    error_records(1, document_id=556)  # another document's error does not hold this pipeline
     coupa_emulator.resolve(ids[0])
     coupa_user(ids[1:])
     run = load_dag(DAGS, "coupa_wait_query_deferrable").test(run_conf={"document_id": 555})
@@ -142,7 +121,7 @@ def test_deferrable_query_waits_until_nothing_matching_is_unresolved(coupa_emula
 
 
 def test_an_unknown_record_fails_at_once_without_retries_or_waiting(coupa_emulator):
-    ids = [*error_records(coupa_emulator, 1), 987_654]
+    ids = [*error_records(1), 987_654]
     started = time.monotonic()
     run = load_dag(DAGS, "coupa_wait_missing").test(run_conf={"record_ids": ids})
     assert time.monotonic() - started < 20  # not the sensor's 60 s timeout
@@ -152,14 +131,14 @@ def test_an_unknown_record_fails_at_once_without_retries_or_waiting(coupa_emulat
 
 
 def test_a_deferred_timeout_with_soft_fail_skips(coupa_emulator):
-    ids = error_records(coupa_emulator, 1)
+    ids = error_records(1)
     run = load_dag(DAGS, "coupa_wait_soft_timeout").test(run_conf={"record_ids": ids})
     assert task_states(run)["wait"] == "skipped"
     assert task_states(run)["carry_on"] == "skipped"
 
 
 def test_a_timeout_fails_the_sensor_without_retries(coupa_emulator):
-    ids = error_records(coupa_emulator, 1)
+    ids = error_records(1)
     run = load_dag(DAGS, "coupa_wait_hard_timeout").test(run_conf={"record_ids": ids})
     assert task_states(run)["wait"] == "failed"
     assert try_numbers(run)["wait"] == 1  # a sensor timeout is final, retries=2 notwithstanding

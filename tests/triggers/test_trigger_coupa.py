@@ -11,30 +11,13 @@ import time
 from typing import Any
 
 import pytest
+from wait_helpers import error_record
 
 from airflow_provider_coupa_ihr.client import aio
 from airflow_provider_coupa_ihr.testing.pytest_plugin import connection_json
 from airflow_provider_coupa_ihr.triggers.coupa import CoupaRecordsResolvedTrigger
 
 pytestmark = pytest.mark.usefixtures("coupa_connection")
-
-
-def error_record(coupa: Any, document_id: int = 7) -> int:
-    """An unresolved error record in ``coupa``, written through the API as an integration would."""
-    from airflow_provider_coupa_ihr.hooks.coupa import CoupaHook
-
-    hook = CoupaHook()
-    try:
-        row = hook.create_record(
-            action="create_alert",
-            document_type="InvoiceHeader",
-            document_id=document_id,
-            contact_alert_type="Both",
-            status="Error",
-        )
-    finally:
-        hook.client.close()
-    return int(row["id"])
 
 
 def events(trigger: CoupaRecordsResolvedTrigger) -> list[dict[str, Any]]:
@@ -78,7 +61,7 @@ def test_serialize_is_json_only_and_round_trips_to_an_equal_trigger():
 
 # ---------------------------------------------------------------------------------------------- outcomes
 def test_resolved_while_waiting_yields_one_event_with_the_records(coupa_emulator):
-    ids = [error_record(coupa_emulator) for _ in range(3)]
+    ids = [error_record() for _ in range(3)]
     for record_id in ids[:2]:
         coupa_emulator.resolve(record_id)
     threading.Timer(0.3, coupa_emulator.resolve, args=(ids[2],)).start()
@@ -90,7 +73,7 @@ def test_resolved_while_waiting_yields_one_event_with_the_records(coupa_emulator
 
 
 def test_a_query_wait_ends_when_nothing_matching_is_unresolved(coupa_emulator):
-    first, second, other = error_record(coupa_emulator), error_record(coupa_emulator), error_record(coupa_emulator, 8)
+    first, second, other = error_record(), error_record(), error_record(8)
     coupa_emulator.resolve(first)
     threading.Timer(0.3, coupa_emulator.resolve, args=(second,)).start()
     started = "2026-01-01T00:00:00+00:00"
@@ -101,7 +84,7 @@ def test_a_query_wait_ends_when_nothing_matching_is_unresolved(coupa_emulator):
 
 
 def test_the_deadline_ends_the_wait_with_a_timeout_event_naming_what_is_unresolved(coupa_emulator):
-    record_id = error_record(coupa_emulator)
+    record_id = error_record()
     started = time.monotonic()
     (event,) = events(trigger(record_ids=[record_id], deadline=time.time() + 0.6, poke_interval=10))
     elapsed = time.monotonic() - started
@@ -112,14 +95,14 @@ def test_the_deadline_ends_the_wait_with_a_timeout_event_naming_what_is_unresolv
 
 
 def test_a_deadline_already_passed_checks_once_then_times_out(coupa_emulator):
-    resolved, unresolved = error_record(coupa_emulator), error_record(coupa_emulator)
+    resolved, unresolved = error_record(), error_record()
     coupa_emulator.resolve(resolved)
     assert events(trigger(record_ids=[resolved], deadline=time.time() - 5))[0]["status"] == "resolved"
     assert events(trigger(record_ids=[unresolved], deadline=time.time() - 5))[0]["status"] == "timeout"
 
 
 def test_an_unknown_record_fails_at_once_without_retries(coupa_emulator):
-    known = error_record(coupa_emulator)
+    known = error_record()
     started = time.monotonic()
     (event,) = events(trigger(record_ids=[known, 404_404], deadline=time.time() + 30))
     assert time.monotonic() - started < 3
@@ -130,7 +113,7 @@ def test_an_unknown_record_fails_at_once_without_retries(coupa_emulator):
 
 
 def test_an_error_retrying_cannot_fix_becomes_a_failed_event(coupa_emulator):
-    record_id = error_record(coupa_emulator)
+    record_id = error_record()
     coupa_emulator.faults.error_rate(403, 1.0)
     (event,) = events(trigger(record_ids=[record_id]))
     assert event["status"] == "failed"
@@ -142,7 +125,7 @@ def test_an_error_retrying_cannot_fix_becomes_a_failed_event(coupa_emulator):
 def test_transient_errors_are_waited_out_not_fatal(coupa_emulator, monkeypatch):
     # One attempt per call, so each 503 reaches the trigger rather than being absorbed by the client's retries.
     monkeypatch.setenv("AIRFLOW_CONN_COUPA_DEFAULT", connection_json(coupa_emulator, max_attempts=1))
-    record_id = error_record(coupa_emulator)
+    record_id = error_record()
     coupa_emulator.resolve(record_id)
     coupa_emulator.faults.error_rate(503, 1.0, count=3, path_contains="integration_history_records")
     (event,) = events(trigger(record_ids=[record_id]))
@@ -153,7 +136,7 @@ def test_transient_errors_are_waited_out_not_fatal(coupa_emulator, monkeypatch):
 
 def test_transient_errors_until_the_deadline_say_so_in_the_timeout(coupa_emulator, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_COUPA_DEFAULT", connection_json(coupa_emulator, max_attempts=1))
-    record_id = error_record(coupa_emulator)
+    record_id = error_record()
     coupa_emulator.faults.error_rate(503, 1.0, path_contains="integration_history_records")
     (event,) = events(trigger(record_ids=[record_id], deadline=time.time() + 0.5, poke_interval=0.1))
     assert event["status"] == "timeout"
@@ -177,7 +160,7 @@ def test_an_unexpected_error_becomes_a_failed_event_that_task_retries_may_fix(co
         raise RuntimeError("something nobody expected")
 
     monkeypatch.setattr(resolution, "check", broken)
-    (event,) = events(trigger(record_ids=[error_record(coupa_emulator)]))
+    (event,) = events(trigger(record_ids=[error_record()]))
     assert event == {
         "status": "failed",
         "message": "Coupa wait failed unexpectedly: RuntimeError: something nobody expected",
@@ -192,7 +175,7 @@ def test_the_connection_is_read_without_blocking_the_event_loop(coupa_emulator, 
     (``get_async_connection``). Either way, never on the event loop's own thread."""
     from airflow_provider_coupa_ihr.hooks.coupa import CoupaHook
 
-    record_id = error_record(coupa_emulator)
+    record_id = error_record()
     coupa_emulator.resolve(record_id)
     on_the_loop: list[bool] = []
     original = CoupaHook.get_connection
@@ -219,7 +202,7 @@ def test_the_client_is_closed_however_the_wait_ends_even_when_cancelled(coupa_em
         await original(self)
 
     monkeypatch.setattr(aio.AsyncCoupaClient, "aclose", counting_aclose)
-    record_id = error_record(coupa_emulator)
+    record_id = error_record()
     events(trigger(record_ids=[record_id], deadline=time.time() + 0.2))
     assert closed == [True]
 
@@ -236,7 +219,7 @@ def test_the_client_is_closed_however_the_wait_ends_even_when_cancelled(coupa_em
 
 
 def test_a_long_wait_logs_what_it_waits_on_when_that_changes_not_every_poll(coupa_emulator, caplog):
-    first, second = error_record(coupa_emulator), error_record(coupa_emulator)
+    first, second = error_record(), error_record()
     threading.Timer(0.4, coupa_emulator.resolve, args=(first,)).start()
     waiter = trigger(record_ids=[first, second], deadline=time.time() + 0.9)
     waiter._log = logging.getLogger("coupa.test.trigger")  # a plain logger caplog sees (Airflow 3 uses structlog)
