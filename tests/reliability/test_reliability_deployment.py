@@ -58,7 +58,7 @@ import pytest
 import requests
 from reliability_helpers import api_requests, peak_per_window, per_second
 
-from airflow_provider_coupa_ihr.testing import CoupaEmulator
+from airflow_provider_coupa_ihr.testing import CoupaEmulator, OAuthClient
 from airflow_provider_coupa_ihr.testing.pytest_plugin import connection_json
 
 AIRFLOW_VERSION = version("apache-airflow")
@@ -130,6 +130,8 @@ class Deployment:
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
                 "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
                 "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+                # DEBUG everywhere, so the secrets check below reads the chattiest logs a deployment writes.
+                "AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG",
                 "AIRFLOW_CONN_COUPA_DEFAULT": connection_json(
                     coupa, rate_limit=RATE_LIMIT, burst=BURST, read_timeout=10
                 ),
@@ -266,8 +268,10 @@ class CoupaUser(threading.Thread):
 
 @pytest.fixture
 def coupa() -> Iterator[CoupaEmulator]:
-    """The emulator at Coupa's published limit: 25 requests/s, bursts of 20 (its defaults)."""
-    with CoupaEmulator() as emulator:
+    """The emulator at Coupa's published limit: 25 requests/s, bursts of 20 (its defaults), with a client secret
+    of its own (searched for in the deployment's logs afterwards)."""
+    client = OAuthClient("deployment-client", "deployment-secret-" + secrets.token_hex(16))
+    with CoupaEmulator(clients=[client]) as emulator:
         emulator.add_integration(INTEGRATION)
         yield emulator
 
@@ -352,6 +356,19 @@ def test_ten_parallel_runs_write_every_record_once_under_the_rate_limit(
     assert all(r["resolved"] for r in stored)
     assert user.resolved_batches == set(range(RUNS)), "every run's sensor deferred before its records were resolved"
     assert peak <= 25 + 20, f"{peak} requests reached Coupa within one second"
+
+    # Secrets: the real supervisor, triggerer and task logs at DEBUG hold neither the secret nor any token.
+    needles = [coupa.client.client_secret, *coupa.issued_tokens()]
+    logs = [p for p in deployment.home.rglob("*") if p.is_file() and p.suffix != ".db"]
+    hits = [f"{p.relative_to(deployment.home)}" for p in logs for n in needles if n.encode() in p.read_bytes()]
+    task_logs = [p for p in logs if "dag_id=" in str(p)]
+    print(
+        f"secrets: {len(logs)} files at DEBUG ({len(task_logs)} task and trigger logs, "
+        f"{sum(p.stat().st_size for p in logs) // 1024} KiB) searched for the client secret and "
+        f"{len(needles) - 1} tokens: {len(hits)} hits"
+    )
+    assert len(task_logs) >= RUNS * 2
+    assert hits == []
 
 
 def _wait_for_runs(deployment: Deployment, deadline: float) -> dict[str, str]:
