@@ -61,7 +61,7 @@ class EmulatorProcess:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(f"{self.url}/_emulator/{path}", data=data, method=method)
         request.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(request, timeout=600) as answer:  # noqa: S310 - loopback URL we started
+        with urllib.request.urlopen(request, timeout=600) as answer:
             return json.loads(answer.read())
 
     def stop(self) -> None:
