@@ -49,7 +49,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -290,7 +290,7 @@ def deployment(coupa: CoupaEmulator) -> Iterator[Deployment]:
 @needs_airflow_3
 @pytest.mark.timeout(STARTUP_SECONDS + RUNS_SECONDS + 120)
 def test_ten_parallel_runs_write_every_record_once_under_the_rate_limit(
-    deployment: Deployment, coupa: CoupaEmulator
+    deployment: Deployment, coupa: CoupaEmulator, reliability_report: Callable[[str], None]
 ) -> None:
     started = time.monotonic()
     deployment.wait_until_ready(started + STARTUP_SECONDS)
@@ -320,8 +320,8 @@ def test_ten_parallel_runs_write_every_record_once_under_the_rate_limit(
     statuses = collections.Counter("dropped" if r.status is None else str(r.status) for r in calls)
     busiest = max(per_second(times).values(), default=0)
     tokens = len(coupa.requests(path_contains="/oauth2/"))
-    print(
-        f"\ndeployment: Airflow {AIRFLOW_VERSION} standalone (LocalExecutor, SQLite, parallelism "
+    reliability_report(
+        f"Airflow {AIRFLOW_VERSION} standalone (LocalExecutor, SQLite, parallelism "
         f"{CORES_PARALLELISM}, pool coupa {POOL_SLOTS} slots, rate_limit {RATE_LIMIT:g}/s burst {BURST} per "
         f"process); ready in {ready - started:.0f}s; {RUNS} runs in parallel finished in {finished - triggered:.0f}s; "
         f"{len(stored)} records; {len(calls)} API requests ({dict(sorted(statuses.items()))}) + {tokens} token "
@@ -341,7 +341,7 @@ def test_ten_parallel_runs_write_every_record_once_under_the_rate_limit(
         (e["run_id"], e["task_id"])
         for e in deployment.api("GET", "/eventLogs", params={"dag_id": DAG_ID, "event": "state mismatch"})["event_logs"]
     }
-    print(f"tasks retried after Airflow's defer race (apache/airflow#72716): {sorted(raced)}")
+    reliability_report(f"tasks retried after Airflow's defer race (apache/airflow#72716): {sorted(raced) or 'none'}")
     assert len(tries) == RUNS * 2
     assert {k: n for k, n in tries.items() if n > 1 and k not in raced} == {}, "a task needed a retry"
 
@@ -362,7 +362,7 @@ def test_ten_parallel_runs_write_every_record_once_under_the_rate_limit(
     logs = [p for p in deployment.home.rglob("*") if p.is_file() and p.suffix != ".db"]
     hits = [f"{p.relative_to(deployment.home)}" for p in logs for n in needles if n.encode() in p.read_bytes()]
     task_logs = [p for p in logs if "dag_id=" in str(p)]
-    print(
+    reliability_report(
         f"secrets: {len(logs)} files at DEBUG ({len(task_logs)} task and trigger logs, "
         f"{sum(p.stat().st_size for p in logs) // 1024} KiB) searched for the client secret and "
         f"{len(needles) - 1} tokens: {len(hits)} hits"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,7 +156,9 @@ def seeded_emulator() -> Iterator[CoupaEmulator]:
         yield coupa
 
 
-def test_a_thousand_records_under_the_fault_mix_land_exactly_once(seeded_emulator: CoupaEmulator) -> None:
+def test_a_thousand_records_under_the_fault_mix_land_exactly_once(
+    seeded_emulator: CoupaEmulator, reliability_report: Callable[[str], None]
+) -> None:
     count = 1000
     run = run_mix(seeded_emulator, count)
     stored = seeded_emulator.records()
@@ -164,8 +166,8 @@ def test_a_thousand_records_under_the_fault_mix_land_exactly_once(seeded_emulato
     for record in stored:
         by_external[record["external-id"]].append(record)
     doubled = {k: [r["id"] for r in v] for k, v in by_external.items() if len(v) > 1}
-    print(
-        f"\nfault mix, seed {SEED}: {count} records in {run.seconds:.1f}s; {len(run.decisions)} API requests; "
+    reliability_report(
+        f"seed {SEED}: {count} records in {run.seconds:.1f}s; {len(run.decisions)} API requests; "
         f"faults injected {run.fault_counts}; API answers {dict(sorted(run.api_statuses.items()))}; "
         f"tokens issued {run.stats['tokens_issued']}"
     )
@@ -204,7 +206,7 @@ def test_a_thousand_records_under_the_fault_mix_land_exactly_once(seeded_emulato
     assert run.seconds < 90
 
 
-def test_the_same_seed_replays_the_same_faults() -> None:
+def test_the_same_seed_replays_the_same_faults(reliability_report: Callable[[str], None]) -> None:
     count = 200
     runs = []
     for _ in range(2):
@@ -212,7 +214,7 @@ def test_the_same_seed_replays_the_same_faults() -> None:
             runs.append(run_mix(coupa, count))
             assert len(coupa.records()) == count
     first, second = runs
-    print(f"\nreplay, seed {SEED}, {count} records: faults injected {first.fault_counts} both times")
+    reliability_report(f"seed {SEED}, {count} records, twice: faults injected {first.fault_counts} both times")
     assert first.decisions == second.decisions  # the same requests, in the same order, met the same faults
     assert first.fault_counts == second.fault_counts
     assert sum(first.fault_counts.values()) > 10
