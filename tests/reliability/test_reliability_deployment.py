@@ -109,7 +109,7 @@ class Deployment:
         self.process: subprocess.Popen[bytes] | None = None
 
     def _environment(self, coupa: CoupaEmulator, dags: Path) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST"))}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW", "PYTEST"))}
         venv_bin = str(Path(sys.executable).parent)
         env.update(
             {

@@ -3,7 +3,9 @@ Coupa holds each intended record exactly once, and the same seed replays the sam
 
 The mix, per API request (each fault draws from the emulator's seeded generator, in this order):
 
-- latency beyond the client's read timeout (the server still acts after the client gave up: "did it land?"),
+- latency beyond the client's read timeout (the server still acts after the client gave up: "did it land?"; the
+  client gives a lost create as long again as it waited before looking for it, so a stall under twice the read
+  timeout must end in exactly one record; beyond that nothing can tell, as Coupa has no idempotency key),
 - 500, 502, 503 and 504 answers,
 - 429 without Retry-After at random, plus 429 storms armed at fixed points, with and without Retry-After,
 - connections dropped before the server acts and after it has acted (the answer to a create is lost),
@@ -31,7 +33,7 @@ SEED = 20_261_125
 INTEGRATION = "RELIABILITY"
 #: The client gives up on an answer after this long; the latency fault stalls well past it.
 READ_TIMEOUT = 0.3
-STALL = 0.45
+STALL = 0.4
 
 ACTIONS = ("create", "create_alert", "mark_exported", "acknowledge", "create_alert_and_mark_exported")
 DOCUMENT_TYPES = ("InvoiceHeader", "OrderHeader", "Supplier", "ExpenseReport", "Payment")
@@ -244,3 +246,73 @@ def test_a_lost_create_is_given_as_long_again_to_land_before_the_lookup(
     assert step.delay >= 0.3 if waits_in_flight else step.delay <= FAST_RETRY.backoff_base
     if waits_in_flight:
         assert "as long again as it was in flight" in step.reason
+
+
+class _TI:
+    task_id = "bulk"
+    try_number = 1
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        pass
+
+
+def test_the_bulk_operator_under_the_fault_mix_writes_each_record_once(
+    seeded_emulator: CoupaEmulator, monkeypatch: pytest.MonkeyPatch, reliability_report: Callable[[str], None]
+) -> None:
+    """The same mix through the bulk operator's code path: eight threads sharing one token and one connection's
+    settings, the shared token expiring half-way. Concurrent, so not replayable; exactly once all the same."""
+    import threading
+
+    from airflow_provider_coupa_ihr.operators.bulk import CoupaBulkCreateRecordsOperator
+    from airflow_provider_coupa_ihr.testing.pytest_plugin import connection_json
+
+    coupa = seeded_emulator
+    count = 200
+    coupa.add_integration(INTEGRATION)
+    coupa.faults.replace(
+        [*fault_mix(), Fault("storm", status=429, count=5), Fault("storm", status=429, count=2, retry_after=1)]
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_COUPA_DEFAULT",
+        connection_json(coupa, read_timeout=READ_TIMEOUT, max_attempts=16, rate_limit=0),
+    )
+    items = []
+    for i in range(count):
+        fields = intended(1000 + i)
+        if fields.get("responses"):
+            fields["responses"] = [{"response_code": c, "response_message": m} for c, m in fields["responses"]]
+        items.append(fields)
+    operator = CoupaBulkCreateRecordsOperator(task_id="bulk", items=items, max_workers=8)
+    done = threading.Event()
+
+    def expire_tokens() -> None:
+        # Once, half-way: the token every thread shares dies, and each thread's next call gets a 401 and refreshes.
+        # (Expiring tokens again and again within a second would also kill the refreshed ones mid-call, which
+        # the client rightly reports as a credential problem rather than refreshing forever.)
+        while not done.wait(0.05):
+            if len(coupa.state.records.rows) >= count // 2:
+                coupa.expire_tokens()
+                return
+
+    expirer = threading.Thread(target=expire_tokens, daemon=True)
+    expirer.start()
+    started = time.monotonic()
+    try:
+        result = operator.execute({"ti": _TI()})
+    finally:
+        done.set()
+        expirer.join(5)
+    seconds = time.monotonic() - started
+    _settle(coupa)
+    statuses = collections.Counter("dropped" if r.status is None else str(r.status) for r in api_requests(coupa))
+    reliability_report(
+        f"bulk operator, 8 threads: {count} records in {seconds:.1f}s; API answers {dict(sorted(statuses.items()))}; "
+        f"tokens issued {coupa.tokens_issued}"
+    )
+    assert (result["created"], result["failed"]) == (count, 0)
+    stored = collections.Counter(r["external-id"] for r in coupa.records())
+    assert stored == collections.Counter(f"RELI-{1000 + i:05d}" for i in range(count))  # each exactly once
+    ids = {r["external-id"]: r["id"] for r in coupa.records()}
+    assert [o["id"] for o in result["outcomes"]] == [ids[f"RELI-{1000 + i:05d}"] for i in range(count)]
+    assert statuses["dropped"] > 0
+    assert statuses["401"] > 0
