@@ -89,7 +89,9 @@ def _new_http(config: ClientConfig) -> httpx.AsyncClient:
         verify=_verify(config.verify),
         follow_redirects=False,
         proxy=config.proxies.get("https") or config.proxies.get("http"),
-        trust_env=False,
+        # Like the sync client: the environment's proxy and CA settings (HTTPS_PROXY, NO_PROXY, SSL_CERT_FILE)
+        # apply unless the connection names a proxy, so a trigger goes out the way the task before it did.
+        trust_env=not config.proxies,
     )
 
 
