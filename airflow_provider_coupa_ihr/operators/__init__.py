@@ -1,6 +1,7 @@
 """Operators for Coupa's Integration History Record API.
 
-Import them from their modules (``airflow_provider_coupa_ihr.operators.records``, ``.bulk``, ``.runs``); this
+Import them from their modules (``airflow_provider_coupa_ihr.operators.records``, ``.bulk``, ``.runs``,
+``.lifecycle``); this
 package re-exports them lazily so ``from airflow_provider_coupa_ihr.operators import CoupaCreateRecordOperator``
 also works without loading every module.
 """
@@ -23,6 +24,8 @@ _WHERE = {
     "CoupaBulkCreateRecordsOperator": "bulk",
     "CoupaStartIntegrationRunOperator": "runs",
     "CoupaFinishIntegrationRunOperator": "runs",
+    "CoupaCloseIntegrationRunOperator": "lifecycle",
+    "coupa_integration_run": "lifecycle",
 }
 
 __all__ = sorted(_WHERE)
