@@ -73,7 +73,7 @@ class CoupaRecordsResolvedSensor(BaseSensorOperator):
     began (less a minute, for clock skew between Airflow and Coupa), oldest id first.
     """
 
-    template_fields: Sequence[str] = ("record_ids", "filters")
+    template_fields: Sequence[str] = ("coupa_conn_id", "record_ids", "filters")
     template_fields_renderers = {"filters": "json", "record_ids": "json"}
     ui_color = "#e8f4ea"
 
