@@ -22,8 +22,8 @@ How ``finish`` knows whether anything failed: it asks Airflow for the states of 
 run. On Airflow 3 tasks have no database access, so it uses the Task SDK's ``RuntimeTaskInstance.
 get_task_states`` (served by the API server); on Airflow 2 it reads the DAG run's task instances from the
 database. A DAG-level callback would be the other natural shape, but on Airflow 3 DAG callbacks run in the DAG
-processor, away from the task that knows the run id, and they are not retried; two trigger-rule tasks (see
-``example_dags/coupa_integration_run.py``) work on both lines too, but leave a skipped task behind and decide the
+processor, away from the task that knows the run id, and they are not retried; two trigger-rule closing tasks
+(``CoupaFinishIntegrationRunOperator`` with ``all_success`` and ``one_failed``) work on both lines too, but leave a skipped task behind and decide the
 DAG run's state through whichever of them is a leaf.
 """
 
