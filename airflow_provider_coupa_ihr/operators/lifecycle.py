@@ -23,8 +23,8 @@ run. On Airflow 3 tasks have no database access, so it uses the Task SDK's ``Run
 get_task_states`` (served by the API server); on Airflow 2 it reads the DAG run's task instances from the
 database. A DAG-level callback would be the other natural shape, but on Airflow 3 DAG callbacks run in the DAG
 processor, away from the task that knows the run id, and they are not retried; two trigger-rule closing tasks
-(``CoupaFinishIntegrationRunOperator`` with ``all_success`` and ``one_failed``) work on both lines too, but leave a skipped task behind and decide the
-DAG run's state through whichever of them is a leaf.
+(``CoupaFinishIntegrationRunOperator`` with ``all_success`` and ``one_failed``) work on both lines too, but
+leave a skipped task behind and decide the DAG run's state through whichever of them is a leaf.
 """
 
 from __future__ import annotations
