@@ -32,6 +32,7 @@ from airflow_provider_coupa_ihr.client.flow import (
     TransportFailure,
     call,
     fetch_token,
+    run_async,
 )
 from airflow_provider_coupa_ihr.client.retry import Throttle
 from airflow_provider_coupa_ihr.client.sync import context_for, shared_throttle, token_key
@@ -183,17 +184,7 @@ class AsyncCoupaClient:
         return await self._run(call(self._ctx, operation))
 
     async def _run(self, flow: Flow[T]) -> T:
-        result: Any = None
-        while True:
-            try:
-                effect = flow.send(result)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            try:
-                result = await self._handle(effect)
-            except BaseException:
-                flow.close()
-                raise
+        return await run_async(flow, self._handle)
 
     async def _handle(self, effect: Effect) -> Any:
         if isinstance(effect, Send):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -286,7 +286,7 @@ def _parse_success(response: HttpResponse, op: Operation, ctx: CallContext, toke
         value = json.loads(response.body) if op.raw else json.loads(response.body, object_pairs_hook=snake_object)
     except ValueError:
         content_type = response.header("content-type") or "unknown"
-        preview = redact(response.body[:LOGGED_BODY_CHARS].decode("utf-8", "replace"), ctx.secrets(token))
+        preview = body_preview(response.body, ctx.secrets(token))
         raise CoupaError(
             [f"expected JSON, got {content_type}: {preview!r}"],
             status=response.status,
@@ -306,8 +306,12 @@ def _redirect_hint(location: str | None) -> str:
     )
 
 
-def run_sync(flow: Flow[T], handle: Callable[[Effect], Any]) -> T:
-    """Drive ``flow`` to its end, answering each effect with ``handle`` (the sync driver's one loop)."""
+def run_sync(flow: Generator[Any, Any, T], handle: Callable[[Any], Any]) -> T:
+    """Drive a generator flow to its end, answering each thing it yields with ``handle``.
+
+    The one blocking driver: calls (:func:`call`, :func:`fetch_token`) and the sensor's resolution checks all
+    run through it, and :func:`run_async` is its only twin.
+    """
     result: Any = None
     while True:
         try:
@@ -316,9 +320,24 @@ def run_sync(flow: Flow[T], handle: Callable[[Effect], Any]) -> T:
             return stop.value  # type: ignore[no-any-return]
         try:
             result = handle(effect)
-        except BaseException as exc:  # let the flow clean up (there is nothing to catch there today)
+        except BaseException:  # let the flow clean up (there is nothing to catch there today)
             flow.close()
-            raise exc
+            raise
+
+
+async def run_async(flow: Generator[Any, Any, T], handle: Callable[[Any], Awaitable[Any]]) -> T:
+    """:func:`run_sync` for an async ``handle``: the one awaiting driver."""
+    result: Any = None
+    while True:
+        try:
+            effect = flow.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        try:
+            result = await handle(effect)
+        except BaseException:
+            flow.close()
+            raise
 
 
 def body_preview(body: bytes, secrets: Sequence[str]) -> str:

@@ -32,7 +32,7 @@ from typing import Any
 
 from airflow_provider_coupa_ihr.client import operations as ops
 from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
-from airflow_provider_coupa_ihr.client.flow import Operation
+from airflow_provider_coupa_ihr.client.flow import Operation, run_async, run_sync
 from airflow_provider_coupa_ihr.client.query import PAGE_SIZE, filter_params
 from airflow_provider_coupa_ihr.client.records import is_integer_value
 
@@ -272,24 +272,12 @@ def check(target: ResolutionTarget, *, since: datetime | None = None) -> Check:
 
 def run_check(flow: Check, perform: Callable[[Operation], Any]) -> WaitState:
     """Drive a check with a blocking ``perform`` (``CoupaClient.perform``)."""
-    answer: Any = None
-    while True:
-        try:
-            operation = flow.send(answer)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        answer = perform(operation)
+    return run_sync(flow, perform)
 
 
 async def arun_check(flow: Check, perform: Callable[[Operation], Awaitable[Any]]) -> WaitState:
     """Drive a check with an async ``perform`` (``AsyncCoupaClient.perform``)."""
-    answer: Any = None
-    while True:
-        try:
-            operation = flow.send(answer)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        answer = await perform(operation)
+    return await run_async(flow, perform)
 
 
 def next_delay(
