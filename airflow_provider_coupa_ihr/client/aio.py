@@ -34,8 +34,8 @@ from airflow_provider_coupa_ihr.client.flow import (
     fetch_token,
     run_async,
 )
-from airflow_provider_coupa_ihr.client.retry import Throttle
-from airflow_provider_coupa_ihr.client.sync import context_for, shared_throttle, token_key
+from airflow_provider_coupa_ihr.client.limiter import TokenBucket, shared_bucket
+from airflow_provider_coupa_ihr.client.sync import context_for, token_key
 
 if TYPE_CHECKING:
     import ssl
@@ -149,7 +149,7 @@ class AsyncCoupaClient:
         client: httpx.AsyncClient | None = None,
         token_cache: TokenCache = TOKEN_CACHE,
         mask_secret: Callable[[str], None] | None = None,
-        throttle: Throttle | None = None,
+        throttle: TokenBucket | None = None,
     ) -> None:
         self.config = config
         self._own_client = client is None
@@ -161,7 +161,7 @@ class AsyncCoupaClient:
             self._pool = _Pool(client)
         self.http = self._pool.http
         self._token_cache = token_cache
-        self._ctx = context_for(config, mask_secret=mask_secret, throttle=throttle or shared_throttle(config))
+        self._ctx = context_for(config, mask_secret=mask_secret, throttle=throttle or shared_bucket(config))
         if config.api_key is None:
             self._token_key = token_key(config)
 

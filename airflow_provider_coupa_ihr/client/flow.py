@@ -25,7 +25,8 @@ from airflow_provider_coupa_ihr.client.errors import (
     redact,
 )
 from airflow_provider_coupa_ihr.client.records import snake_object
-from airflow_provider_coupa_ihr.client.retry import Action, RetryState, Throttle, parse_retry_after
+from airflow_provider_coupa_ihr.client.limiter import TokenBucket
+from airflow_provider_coupa_ihr.client.retry import Action, RetryState, parse_retry_after
 
 __all__ = [
     "USER_AGENT",
@@ -144,7 +145,7 @@ class CallContext:
     """What every call of one client shares: its settings, its throttle, and where secrets get masked."""
 
     config: ClientConfig
-    throttle: Throttle | None = None
+    throttle: TokenBucket | None = None
     clock: Callable[[], float] = time.monotonic
     wall_clock: Callable[[], float] = time.time
     mask_secret: Callable[[str], None] | None = None

@@ -41,8 +41,8 @@ Rules, and why:
   the token is only seconds old: Coupa advises waiting a few seconds after issue before first use, so a brand
   new token is given that time, once, rather than replaced by another brand new one.
 
-``Throttle`` keeps a client under Coupa's published 25 requests per second (bursts of 20) before Coupa has to
-say 429 at all.
+Keeping under Coupa's published 25 requests per second before Coupa has to say 429 at all is not a retry
+decision: that is :mod:`.limiter`'s job.
 """
 
 from __future__ import annotations
@@ -51,14 +51,13 @@ import enum
 import math
 import random
 import re
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
-from airflow_provider_coupa_ihr.client.records import RATE_LIMIT_BURST, RATE_LIMIT_PER_SECOND
+from airflow_provider_coupa_ihr.client.values import finite_number, whole_number
 
 __all__ = [
     "DEFAULT_RETRY_STATUSES",
@@ -66,7 +65,6 @@ __all__ = [
     "RetryPolicy",
     "RetryState",
     "Step",
-    "Throttle",
     "backoff_delay",
     "decide",
     "parse_retry_after",
@@ -77,14 +75,6 @@ DEFAULT_RETRY_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
 #: Statuses that say Coupa refused the request before acting on it, so even a create may be re-sent as is.
 _NOT_ACTED_ON = frozenset({429, 503})
 _SECONDS = re.compile(r"\d+(?:\.\d+)?")
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_whole(value: object, *, minimum: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
 @dataclass(frozen=True)
@@ -107,11 +97,11 @@ class RetryPolicy:
     token_settle: float = 3.0
 
     def __post_init__(self) -> None:
-        if not _is_whole(self.max_attempts, minimum=1):
+        if whole_number(self.max_attempts, minimum=1) is None:
             raise ValueError(f"max_attempts must be a whole number of 1 or more, got {self.max_attempts!r}")
         for name in ("max_elapsed", "backoff_base", "backoff_cap", "max_retry_after", "token_settle"):
             value = getattr(self, name)
-            if not _is_number(value):
+            if finite_number(value) is None:
                 raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
             if value < 0:
                 raise ValueError(f"{name} must be 0 or more seconds, got {value!r}")
@@ -391,42 +381,3 @@ class RetryState:
         self._refreshed = True
         self._auth_extra += 1
         return Step(Action.REFRESH_AUTH, reason="status 401; fetching a new token once")
-
-
-class Throttle:
-    """A token bucket that spaces requests to ``rate`` per second, allowing bursts of ``burst``.
-
-    :meth:`reserve` books the next slot and returns how long to sleep before using it; booking (rather than
-    "wait until free, then take") lets sync threads and async tasks share one throttle without a condition
-    variable: each sleeps its own delay, and the order of booking is the order of sending. Thread-safe.
-    """
-
-    def __init__(
-        self,
-        rate: float = RATE_LIMIT_PER_SECOND,
-        burst: int = RATE_LIMIT_BURST,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if not _is_number(rate) or rate <= 0:
-            raise ValueError(f"rate must be a positive number of requests per second, got {rate!r}")
-        if not _is_whole(burst, minimum=1):
-            raise ValueError(f"burst must be a whole number of 1 or more, got {burst!r}")
-        self.rate = float(rate)
-        self.burst = burst
-        self._clock = clock
-        self._tokens = float(burst)
-        self._updated = clock()
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"Throttle(rate={self.rate:g}, burst={self.burst})"
-
-    def reserve(self) -> float:
-        """Book one request; returns the seconds to sleep before sending it (0.0 when within the burst)."""
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(float(self.burst), self._tokens + (now - self._updated) * self.rate)
-            self._updated = now
-            self._tokens -= 1.0
-            return 0.0 if self._tokens >= 0 else -self._tokens / self.rate

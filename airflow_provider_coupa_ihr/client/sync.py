@@ -7,7 +7,6 @@ to send, when to retry, when to refresh the token and how to avoid a duplicate c
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -29,35 +28,20 @@ from airflow_provider_coupa_ihr.client.flow import (
     fetch_token,
     run_sync,
 )
+from airflow_provider_coupa_ihr.client.limiter import TokenBucket, shared_bucket
 from airflow_provider_coupa_ihr.client.payloads import build_payload
-from airflow_provider_coupa_ihr.client.retry import Throttle
 
 if TYPE_CHECKING:
     import requests
 
-__all__ = ["CoupaClient", "shared_throttle"]
-
-_THROTTLES: dict[tuple[str, str], Throttle] = {}
-_THROTTLES_LOCK = threading.Lock()
-
-
-def shared_throttle(config: ClientConfig) -> Throttle | None:
-    """One throttle per Coupa instance and client in this process, so every hook and thread shares the limit."""
-    if config.rate_limit is None:
-        return None
-    key = (config.base_url, config.client_id or "api-key")
-    with _THROTTLES_LOCK:
-        throttle = _THROTTLES.get(key)
-        if throttle is None or throttle.rate != config.rate_limit or throttle.burst != config.burst:
-            throttle = _THROTTLES[key] = Throttle(config.rate_limit, config.burst)
-        return throttle
+__all__ = ["CoupaClient"]
 
 
 def context_for(
     config: ClientConfig,
     *,
     mask_secret: Callable[[str], None] | None,
-    throttle: Throttle | None,
+    throttle: TokenBucket | None,
 ) -> CallContext:
     return CallContext(config=config, throttle=throttle, mask_secret=mask_secret)
 
@@ -89,7 +73,7 @@ class CoupaClient:
         session: requests.Session | None = None,
         token_cache: TokenCache = TOKEN_CACHE,
         mask_secret: Callable[[str], None] | None = None,
-        throttle: Throttle | None = None,
+        throttle: TokenBucket | None = None,
     ) -> None:
         import requests
 
@@ -98,7 +82,7 @@ class CoupaClient:
         self.session = session or requests.Session()
         self._proxies, self._verify = _environment_settings(config, self.session)
         self._token_cache = token_cache
-        self._ctx = context_for(config, mask_secret=mask_secret, throttle=throttle or shared_throttle(config))
+        self._ctx = context_for(config, mask_secret=mask_secret, throttle=throttle or shared_bucket(config))
         if config.api_key is None:
             self._token_key = token_key(config)
 

@@ -40,7 +40,8 @@ from airflow_provider_coupa_ihr.client.flow import (
     fetch_token,
     run_sync,
 )
-from airflow_provider_coupa_ihr.client.retry import RetryPolicy, Throttle
+from airflow_provider_coupa_ihr.client.limiter import TokenBucket
+from airflow_provider_coupa_ihr.client.retry import RetryPolicy
 
 BASE = "https://acme.coupahost.com"
 SECRET = "flow-client-secret-value"
@@ -168,7 +169,7 @@ def test_the_api_key_mode_sends_the_key_and_never_asks_for_a_token() -> None:
 
 def test_a_throttle_wait_is_a_sleep_before_the_send() -> None:
     clock = FakeClock()
-    throttle = Throttle(1.0, 1, clock=clock)
+    throttle = TokenBucket(1.0, 1, clock=clock)
     ctx = make_ctx(throttle=throttle)
     first = Script(call(ctx, Operation("GET", "/integrations")))
     first.run(response(200, []))

@@ -1,9 +1,8 @@
-"""Retry decisions: policy checks, Retry-After parsing, jittered backoff, budgets, 401s, the throttle."""
+"""Retry decisions: policy checks, Retry-After parsing, jittered backoff, budgets, 401s."""
 
 from __future__ import annotations
 
 import random
-import threading
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from typing import Any
@@ -16,7 +15,6 @@ from airflow_provider_coupa_ihr.client.retry import (
     RetryPolicy,
     RetryState,
     Step,
-    Throttle,
     backoff_delay,
     decide,
     parse_retry_after,
@@ -420,60 +418,3 @@ def test_state_defaults_to_a_real_clock_and_rng() -> None:
     state = RetryState()
     assert 0.0 <= state.elapsed < 5.0
     assert state.after_transport_error(sent=None).action is Action.RETRY
-
-
-# --------------------------------------------------------------------------------------------------- Throttle
-def test_throttle_lets_a_burst_through_then_spaces_requests() -> None:
-    clock = FakeClock()
-    throttle = Throttle(clock=clock)
-    assert repr(throttle) == "Throttle(rate=25, burst=20)"
-    assert [throttle.reserve() for _ in range(20)] == [0.0] * 20
-    assert throttle.reserve() == pytest.approx(0.04)
-    assert throttle.reserve() == pytest.approx(0.08)
-    clock.advance(0.08)
-    assert throttle.reserve() == pytest.approx(0.04)
-
-
-def test_throttle_refills_up_to_the_burst_only() -> None:
-    clock = FakeClock()
-    throttle = Throttle(rate=10, burst=2, clock=clock)
-    assert throttle.reserve() == 0.0
-    clock.advance(3600)
-    assert [throttle.reserve() for _ in range(2)] == [0.0, 0.0]
-    assert throttle.reserve() == pytest.approx(0.1)
-
-
-def test_throttle_books_distinct_slots_across_threads() -> None:
-    clock = FakeClock()
-    throttle = Throttle(rate=100, burst=1, clock=clock)
-    delays: list[float] = []
-    lock = threading.Lock()
-
-    def book() -> None:
-        for _ in range(50):
-            delay = throttle.reserve()
-            with lock:
-                delays.append(delay)
-
-    threads = [threading.Thread(target=book) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    expected = [round(i / 100, 6) for i in range(400)]
-    assert sorted(round(d, 6) for d in delays) == expected
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        ({"rate": 0}, "rate must be a positive number"),
-        ({"rate": float("inf")}, "rate must be a positive number"),
-        ({"rate": True}, "rate must be a positive number"),
-        ({"burst": 0}, "burst must be a whole number of 1 or more"),
-        ({"burst": 1.5}, "burst must be a whole number"),
-    ],
-)
-def test_throttle_refuses_nonsense(kwargs: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        Throttle(**kwargs)

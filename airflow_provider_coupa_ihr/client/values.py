@@ -1,0 +1,137 @@
+"""How the client reads the plain values people hand it: whole numbers, Coupa ids, datetimes. One home each.
+
+Every module that checks a count, parses a record id or renders a datetime for Coupa calls these, so a newcomer
+who wants to change what counts as an id finds one function, and the sync client, the async client, the
+operators and the emulator all agree on it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import date, datetime, timezone
+from typing import Any
+
+__all__ = [
+    "MAX_ID",
+    "finite_number",
+    "parse_id",
+    "parse_ids",
+    "render_datetime",
+    "render_epoch",
+    "whole_number",
+]
+
+#: Coupa's ids are database bigints: anything larger cannot name a record, and would overflow on the way.
+MAX_ID = 2**63 - 1
+
+_SPLIT = re.compile(r"[\s,;]+")
+_INTEGER = re.compile(r"[+-]?\d+")
+
+
+def whole_number(
+    value: Any, *, minimum: int | None = None, maximum: int | None = None, text: bool = False
+) -> int | None:
+    """``value`` as an int if it is a whole number within the bounds, else None. Never a bool.
+
+    ``text=True`` also takes a string of one (``"7"``, ``" +7 "``), which is what Rails'
+    ``numericality: {only_integer: true}`` accepts and what a rendered template hands over.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        number = value
+    elif text and isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+        number = int(value)
+    else:
+        return None
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        return None
+    return number
+
+
+def finite_number(value: Any) -> float | None:
+    """``value`` as a float if it is a finite int or float (never a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def parse_id(value: Any, what: str) -> int:
+    """One Coupa id (a whole number from 1, as an int or numeric text); ``what`` names it in the error."""
+    number = whole_number(value, minimum=1, maximum=MAX_ID, text=True)
+    if number is None:
+        from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
+
+        raise CoupaValidationError([f"{what} must be a Coupa id (a whole number from 1), got {value!r}"])
+    return number
+
+
+def parse_ids(value: Any, what: str = "record_ids") -> tuple[int, ...]:
+    """Record ids from what a DAG author (or a rendered template) hands over, in order, without repeats.
+
+    Accepts an int, a list/tuple/set of ints or numeric strings, or text such as ``"7"``, ``"7, 8"`` or
+    ``"[7, 8]"``: a Jinja template renders a list pulled from XCom as that text unless the DAG renders native
+    objects. Every bad item is named in one :class:`~.errors.CoupaValidationError`, before any request.
+    """
+    from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
+
+    if isinstance(value, bool):
+        raise CoupaValidationError([f"{what}: expected record ids, got {value!r}"])
+    items: list[Any]
+    if isinstance(value, int):
+        items = [value]
+    elif isinstance(value, str):
+        items = [t for t in _SPLIT.split(value.strip().strip("[]()")) if t]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    elif isinstance(value, (set, frozenset)):
+        items = sorted(value, key=str)
+    else:
+        raise CoupaValidationError([f"{what}: expected an id or a list of ids, got {value!r}"])
+    problems = [
+        f"{what}: {item!r} is not a Coupa record id (a whole number from 1)"
+        for item in items
+        if whole_number(item, minimum=1, maximum=MAX_ID, text=True) is None
+    ]
+    if problems:
+        raise CoupaValidationError(problems)
+    return tuple(dict.fromkeys(int(item) for item in items))
+
+
+def render_datetime(value: Any) -> str | None:
+    """A datetime as the ISO 8601 text Coupa reads, or None when ``value`` is not one (the caller says why).
+
+    A *naive* datetime is taken as UTC, because Airflow's own datetimes are UTC and guessing the machine's
+    local zone would shift windows by hours. A date stays a date. ISO 8601 text is checked (with pendulum, the
+    same reading on every Python version) and passed on as written, so Coupa reads exactly what the user wrote.
+    """
+    if isinstance(value, datetime):
+        return (value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str):
+        text = value.strip()
+        return text if _is_iso_datetime(text) else None
+    return None
+
+
+def render_epoch(epoch: float) -> str:
+    """Epoch seconds as UTC ISO 8601 text to the second (``2026-01-01T00:00:00+00:00``), for lookback filters."""
+    rendered = render_datetime(datetime.fromtimestamp(math.floor(epoch), tz=timezone.utc))
+    assert rendered is not None
+    return rendered
+
+
+def _is_iso_datetime(text: str) -> bool:
+    import pendulum
+
+    if not text:
+        return False
+    if text[-1:] == "z":
+        text = text[:-1] + "Z"
+    try:
+        parsed = pendulum.parse(text, exact=True)
+    except (ValueError, TypeError, OverflowError):
+        return False
+    return isinstance(parsed, date)
