@@ -203,7 +203,7 @@ def run(
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="coupa-bench-airflow-"))
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     from airflow_provider_coupa_ihr.client import aio
-    from airflow_provider_coupa_ihr.testing.server import DEFAULT_CLIENT
+    from airflow_provider_coupa_ihr.testing import DEFAULT_CLIENT
 
     env_name = f"AIRFLOW_CONN_{CONN_ID.upper()}"
     previous_env = os.environ.get(env_name)

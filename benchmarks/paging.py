@@ -26,7 +26,7 @@ import requests
 from airflow_provider_coupa_ihr.client.auth import TokenCache
 from airflow_provider_coupa_ihr.client.config import ClientConfig
 from airflow_provider_coupa_ihr.client.sync import CoupaClient
-from airflow_provider_coupa_ihr.testing.server import DEFAULT_CLIENT
+from airflow_provider_coupa_ihr.testing import DEFAULT_CLIENT
 
 
 def _free_port() -> int:

@@ -16,9 +16,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow_provider_coupa_ihr.testing.auth import READ_SCOPE, WRITE_SCOPE, OAuthClient
+    from airflow_provider_coupa_ihr.testing.auth import DEFAULT_CLIENT, READ_SCOPE, WRITE_SCOPE, OAuthClient
+    from airflow_provider_coupa_ihr.testing.coupa_api import RequestRecord
+    from airflow_provider_coupa_ihr.testing.emulator import CoupaEmulator
     from airflow_provider_coupa_ihr.testing.faults import Fault, FaultPlan
-    from airflow_provider_coupa_ihr.testing.server import DEFAULT_CLIENT, CoupaEmulator, RequestRecord
 
 __all__ = [
     "DEFAULT_CLIENT",
@@ -32,9 +33,9 @@ __all__ = [
 ]
 
 _WHERE = {
-    "CoupaEmulator": "server",
-    "DEFAULT_CLIENT": "server",
-    "RequestRecord": "server",
+    "CoupaEmulator": "emulator",
+    "DEFAULT_CLIENT": "auth",
+    "RequestRecord": "coupa_api",
     "Fault": "faults",
     "FaultPlan": "faults",
     "OAuthClient": "auth",

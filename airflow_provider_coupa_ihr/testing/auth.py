@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["READ_SCOPE", "WRITE_SCOPE", "AuthFailure", "Authority", "Grant", "OAuthClient"]
+__all__ = ["DEFAULT_CLIENT", "READ_SCOPE", "WRITE_SCOPE", "AuthFailure", "Authority", "Grant", "OAuthClient"]
 
 READ_SCOPE = "core.integration.read"
 WRITE_SCOPE = "core.integration.write"
@@ -23,6 +23,10 @@ class OAuthClient:
     client_id: str
     client_secret: str = field(repr=False)
     scopes: tuple[str, ...] = (READ_SCOPE, WRITE_SCOPE)
+
+
+#: The OAuth client every emulator knows unless told otherwise. Test credentials, never real ones.
+DEFAULT_CLIENT = OAuthClient("coupa-emulator-client", "coupa-emulator-secret")
 
 
 @dataclass(frozen=True)

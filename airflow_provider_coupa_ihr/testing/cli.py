@@ -9,8 +9,8 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from airflow_provider_coupa_ihr.testing.auth import READ_SCOPE, WRITE_SCOPE, OAuthClient
-from airflow_provider_coupa_ihr.testing.server import DEFAULT_CLIENT, CoupaEmulator
+from airflow_provider_coupa_ihr.testing.auth import DEFAULT_CLIENT, READ_SCOPE, WRITE_SCOPE, OAuthClient
+from airflow_provider_coupa_ihr.testing.emulator import CoupaEmulator
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from airflow_provider_coupa_ihr.testing.server import CoupaEmulator
+    from airflow_provider_coupa_ihr.testing.emulator import CoupaEmulator
 
 #: The integration code the fixture registers, so records can reference an integration straight away.
 DEFAULT_INTEGRATION_CODE = "AIRFLOW-TEST"
@@ -38,7 +38,7 @@ def coupa_emulator_options() -> dict[str, Any]:
 
 @pytest.fixture
 def coupa_emulator(coupa_emulator_options: dict[str, Any], coupa_integration_code: str) -> Iterator[CoupaEmulator]:
-    from airflow_provider_coupa_ihr.testing.server import CoupaEmulator
+    from airflow_provider_coupa_ihr.testing.emulator import CoupaEmulator
 
     with CoupaEmulator(**coupa_emulator_options) as emulator:
         if coupa_integration_code:

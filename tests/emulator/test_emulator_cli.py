@@ -15,8 +15,8 @@ import pytest
 import requests
 from emulator_helpers import IHR, TIMEOUT, Api, ihr
 
+from airflow_provider_coupa_ihr.testing import DEFAULT_CLIENT
 from airflow_provider_coupa_ihr.testing.cli import build_parser
-from airflow_provider_coupa_ihr.testing.server import DEFAULT_CLIENT
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("coupa-emulator")
 

@@ -63,14 +63,14 @@ def test_default_options_follow_coupa() -> None:
     with CoupaEmulator() as coupa:
         assert coupa.authority.token_lifetime == 86399
         assert coupa.authority.api_keys == set()
-        bucket = coupa._bucket
+        bucket = coupa.rate_limiter
         assert bucket is not None
         assert (bucket.rate, bucket.burst) == (25.0, 20)
         assert coupa.send_retry_after is True
 
 
 def test_this_directory_turns_the_rate_limit_off(coupa_emulator: CoupaEmulator) -> None:
-    assert coupa_emulator._bucket is None
+    assert coupa_emulator.rate_limiter is None
 
 
 def test_connection_json() -> None:
@@ -119,7 +119,7 @@ class TestOverriddenOptions:
     def test_options_reach_the_emulator(self, coupa_emulator: CoupaEmulator) -> None:
         assert coupa_emulator.authority.token_lifetime == 120
         assert coupa_emulator.faults.seed == 9
-        assert coupa_emulator._bucket is not None  # the override replaced this directory's {"rate_limit": None}
+        assert coupa_emulator.rate_limiter is not None  # the override replaced this directory's {"rate_limit": None}
         assert coupa_emulator.state.integration_by_code("CUSTOM-CODE") is not None
         assert coupa_emulator.state.integration_by_code(CODE) is None
         with session(coupa_emulator) as api:
