@@ -81,7 +81,7 @@ def measure(calls: int, rounds: int, new_connection_latency: float = 0.0) -> dic
             {"conn_type": "http", "host": coupa.host, "port": coupa.port, "schema": "https"}
         )
         cache = TokenCache()
-        config = ClientConfig(coupa.url, coupa.client.client_id, coupa.client.client_secret, rate_limit=None, verify=ca)
+        config = ClientConfig(coupa.url, coupa.credentials.client_id, coupa.credentials.client_secret, rate_limit=None, verify=ca)
         client = CoupaClient(config, token_cache=cache)
         token = client.token().value
         bare_loop(coupa.url, token, 20, ca)  # warm all paths

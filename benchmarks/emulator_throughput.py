@@ -61,8 +61,8 @@ def measure(seconds: float, concurrencies: list[int], rounds: int) -> list[dict[
             f"{coupa.url}/oauth2/token",
             data={
                 "grant_type": "client_credentials",
-                "client_id": coupa.client.client_id,
-                "client_secret": coupa.client.client_secret,
+                "client_id": coupa.credentials.client_id,
+                "client_secret": coupa.credentials.client_secret,
             },
             timeout=10,
         ).json()["access_token"]

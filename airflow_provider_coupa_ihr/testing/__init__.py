@@ -2,7 +2,7 @@
 
 Three ways to start it:
 
-- in-process: ``with CoupaEmulator() as coupa:`` (a free loopback port; ``coupa.url``, ``coupa.client``);
+- in-process: ``with CoupaEmulator() as coupa:`` (a free loopback port; ``coupa.url``, ``coupa.credentials``);
 - a command: ``coupa-emulator --port 8765`` (or ``python -m airflow_provider_coupa_ihr.testing``);
 - pytest: the ``coupa_emulator`` fixture (and ``coupa_connection``, an Airflow connection pointing at it),
   registered automatically when this package is installed.

@@ -35,7 +35,7 @@ class CoupaEmulator:
     """A local Coupa instance for tests, demos and users' own DAG tests.
 
     >>> with CoupaEmulator() as coupa:                      # doctest: +SKIP
-    ...     coupa.url, coupa.client.client_id               # base URL on a free loopback port
+    ...     coupa.url, coupa.credentials.client_id               # base URL on a free loopback port
     ...     coupa.faults.storm(count=10, retry_after=1)      # the next 10 API calls answer 429
     ...     coupa.records()                                  # what has been written, as Coupa returns it
 
@@ -110,15 +110,15 @@ class CoupaEmulator:
             {
                 "conn_type": "coupa",
                 "host": self.url,
-                "login": self.client.client_id,
-                "password": self.client.client_secret,
+                "login": self.credentials.client_id,
+                "password": self.credentials.client_secret,
                 "extra": extra,
             }
         )
 
     @property
-    def client(self) -> OAuthClient:
-        """The first OAuth client: the credentials a test usually wants."""
+    def credentials(self) -> OAuthClient:
+        """The first registered OAuth client (id, secret, scopes): what a connection to this emulator logs in with."""
         return next(iter(self.authority.clients.values()))
 
     def start(self) -> CoupaEmulator:

@@ -199,8 +199,8 @@ def airflow_ui(tmp_path_factory: pytest.TempPathFactory, coupa: CoupaEmulator) -
                 {
                     "conn_type": CONN_TYPE,
                     "host": coupa.url,
-                    "login": coupa.client.client_id,
-                    "password": coupa.client.client_secret,
+                    "login": coupa.credentials.client_id,
+                    "password": coupa.credentials.client_secret,
                 }
             ),
         }
@@ -390,8 +390,8 @@ def test_saving_the_form_stores_a_coupa_connection_that_works(
     with browser_check(page, "connection-saved", capsys):
         dialog = open_add_connection_form(page, airflow_ui)
         dialog.get_by_label("Coupa instance URL", exact=True).fill(coupa.url)
-        dialog.get_by_label("OAuth client ID", exact=True).fill(coupa.client.client_id)
-        dialog.get_by_label("OAuth client secret", exact=True).fill(coupa.client.client_secret)
+        dialog.get_by_label("OAuth client ID", exact=True).fill(coupa.credentials.client_id)
+        dialog.get_by_label("OAuth client secret", exact=True).fill(coupa.credentials.client_secret)
         dialog.get_by_role("button", name="Save").click()  # the extra fields keep the form's defaults
         dialog.wait_for(state="hidden")
         row = page.get_by_role("row").filter(has_text=UI_CONN_ID)
@@ -411,7 +411,7 @@ def test_saving_the_form_stores_a_coupa_connection_that_works(
         UI_CONN_ID,
         CONN_TYPE,
         coupa.url,
-        coupa.client.client_id,
+        coupa.credentials.client_id,
     )
     masked = {k: v for k, v in conn["extra_dejson"].items() if v == "***"}
     assert not masked, f"the form saved masked placeholders as values: {masked}"

@@ -43,8 +43,8 @@ def coupa_emulator_options() -> dict[str, Any]:
 def config_for(coupa: CoupaEmulator, **settings: Any) -> ClientConfig:
     settings = {"rate_limit": None, "retry": FAST, **settings}
     if "api_key" not in settings:
-        settings.setdefault("client_id", coupa.client.client_id)
-        settings.setdefault("client_secret", coupa.client.client_secret)
+        settings.setdefault("client_id", coupa.credentials.client_id)
+        settings.setdefault("client_secret", coupa.credentials.client_secret)
     return ClientConfig(coupa.url, **settings)
 
 
@@ -419,5 +419,5 @@ def test_no_token_reaches_the_logs(coupa_emulator: CoupaEmulator, caplog: pytest
     assert any(r.name.startswith(("httpx", "httpcore")) for r in caplog.records)  # the HTTP stack at DEBUG
     tokens = coupa_emulator.issued_tokens()
     assert len(tokens) == 2
-    for value in (*tokens, coupa_emulator.client.client_secret):
+    for value in (*tokens, coupa_emulator.credentials.client_secret):
         assert value not in caplog.text

@@ -55,8 +55,8 @@ def make_client(
 ) -> CoupaClient:
     settings = {"rate_limit": None, "retry": FAST, **settings}
     if "api_key" not in settings:
-        settings["client_id"] = client_id or coupa.client.client_id
-        settings["client_secret"] = client_secret or coupa.client.client_secret
+        settings["client_id"] = client_id or coupa.credentials.client_id
+        settings["client_secret"] = client_secret or coupa.credentials.client_secret
     config = ClientConfig(coupa.url, **settings)
     return CoupaClient(config, token_cache=cache if cache is not None else TokenCache(), session=session)
 

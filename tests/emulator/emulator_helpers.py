@@ -58,7 +58,7 @@ def token_response(
     **form: str,
 ) -> requests.Response:
     """``POST /oauth2/token`` with the client-credentials grant (credentials in the form, or HTTP Basic)."""
-    client = client or emulator.client
+    client = client or emulator.credentials
     data: dict[str, str] = {"grant_type": "client_credentials"}
     headers: dict[str, str] = {}
     if basic:

@@ -85,7 +85,7 @@ def test_stats_count_api_calls_by_status(coupa_emulator: CoupaEmulator, api: Api
     assert stats == coupa_emulator.stats()
     posts = coupa_emulator.requests(method="POST", path_contains="integration_history_records")
     assert [r.status for r in posts] == [201, 400]
-    assert all(r.client_id == coupa_emulator.client.client_id for r in posts)
+    assert all(r.client_id == coupa_emulator.credentials.client_id for r in posts)
 
 
 def test_expire_tokens(coupa_emulator: CoupaEmulator, api: Api) -> None:

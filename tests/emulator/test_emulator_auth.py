@@ -66,7 +66,7 @@ def test_each_token_is_distinct(coupa_emulator: CoupaEmulator) -> None:
 
 @pytest.mark.parametrize("basic", [False, True], ids=["form", "basic"])
 def test_wrong_secret_is_401_invalid_client(coupa_emulator: CoupaEmulator, basic: bool) -> None:
-    wrong = OAuthClient(coupa_emulator.client.client_id, "not-the-secret")
+    wrong = OAuthClient(coupa_emulator.credentials.client_id, "not-the-secret")
     response = token_response(coupa_emulator, client=wrong, basic=basic)
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
@@ -82,7 +82,7 @@ def test_unknown_client_is_401_invalid_client(coupa_emulator: CoupaEmulator) -> 
 def test_missing_secret_is_401(coupa_emulator: CoupaEmulator) -> None:
     response = requests.post(
         coupa_emulator.url + "/oauth2/token",
-        data={"grant_type": "client_credentials", "client_id": coupa_emulator.client.client_id},
+        data={"grant_type": "client_credentials", "client_id": coupa_emulator.credentials.client_id},
         timeout=TIMEOUT,
     )
     assert response.status_code == 401

@@ -79,8 +79,8 @@ def test_connection_json() -> None:
     assert data == {
         "conn_type": "coupa",
         "host": coupa.url,
-        "login": coupa.client.client_id,
-        "password": coupa.client.client_secret,
+        "login": coupa.credentials.client_id,
+        "password": coupa.credentials.client_secret,
         "extra": {"verify": False},
     }
 
@@ -89,13 +89,13 @@ def test_coupa_connection_sets_the_airflow_env_var(coupa_connection: Any, coupa_
     value = json.loads(os.environ["AIRFLOW_CONN_COUPA_DEFAULT"])
     assert value["conn_type"] == "coupa"
     assert value["host"] == coupa_emulator.url
-    assert value["login"] == coupa_emulator.client.client_id
-    assert value["password"] == coupa_emulator.client.client_secret
+    assert value["login"] == coupa_emulator.credentials.client_id
+    assert value["password"] == coupa_emulator.credentials.client_secret
     assert coupa_connection.conn_id == "coupa_default"
     assert coupa_connection.conn_type == "coupa"
     assert coupa_connection.host == coupa_emulator.url
-    assert coupa_connection.login == coupa_emulator.client.client_id
-    assert coupa_connection.password == coupa_emulator.client.client_secret
+    assert coupa_connection.login == coupa_emulator.credentials.client_id
+    assert coupa_connection.password == coupa_emulator.credentials.client_secret
     # The connection's credentials work against the emulator it points at.
     form = {
         "grant_type": "client_credentials",

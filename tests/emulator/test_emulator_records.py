@@ -25,7 +25,7 @@ def test_create_answers_201_with_the_stored_record(coupa_emulator: CoupaEmulator
     assert record["status"] == "Success"
     assert record["resolved"] is False
     assert record["integration"]["code"] == CODE
-    assert record["created-by"]["login"] == coupa_emulator.client.client_id
+    assert record["created-by"]["login"] == coupa_emulator.credentials.client_id
     assert record["created-at"]
     assert record["updated-at"]
     [response] = record["responses"]

@@ -173,8 +173,8 @@ def test_read_only_and_unknown_fields_are_ignored(coupa_emulator: CoupaEmulator,
     assert record["resolved"] is False
     assert record["created-at"] != "2001-01-01T00:00:00+00:00"
     assert record["updated-at"] != "2001-01-01T00:00:00+00:00"
-    assert record["created-by"]["login"] == coupa_emulator.client.client_id
-    assert record["updated-by"]["login"] == coupa_emulator.client.client_id
+    assert record["created-by"]["login"] == coupa_emulator.credentials.client_id
+    assert record["updated-by"]["login"] == coupa_emulator.credentials.client_id
     assert record["integration-filename"] is None
     assert "not-a-coupa-field" not in record
     assert api.get(f"{IHR}/4242").status_code == 404

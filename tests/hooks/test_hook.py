@@ -81,8 +81,8 @@ def test_config_comes_from_the_airflow_conn_env_var(
     )
     config = CoupaHook("coupa_erp").config
     assert config.base_url == coupa_emulator.url
-    assert config.client_id == coupa_emulator.client.client_id
-    assert config.client_secret == coupa_emulator.client.client_secret
+    assert config.client_id == coupa_emulator.credentials.client_id
+    assert config.client_secret == coupa_emulator.credentials.client_secret
     assert config.read_timeout == 12.0
     assert config.retry.max_attempts == 2
     assert config.extra_document_types == ("Payables::New",)
@@ -103,7 +103,7 @@ def test_the_hook_masks_the_secret_and_every_token(
     set_connection(monkeypatch, coupa_emulator)
     hook = CoupaHook()
     hook.client.get_integration(CODE)
-    assert coupa_emulator.client.client_secret in masked
+    assert coupa_emulator.credentials.client_secret in masked
     assert coupa_emulator.issued_tokens()[0] in masked
 
 
@@ -330,4 +330,4 @@ def test_airflow_connections_test_succeeds_against_the_emulator(coupa_emulator: 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Connection success!" in result.stdout
     assert coupa_emulator.tokens_issued == 1
-    assert coupa_emulator.client.client_secret not in result.stdout + result.stderr
+    assert coupa_emulator.credentials.client_secret not in result.stdout + result.stderr

@@ -55,7 +55,7 @@ def test_xcom_is_plain_json_with_snake_case_keys(coupa_connection, coupa_emulato
     assert sorted(r["document_id"] for r in xcom_value(run, "query")) == [42, 43, 44]
     resolved_ids = xcom_value(run, "resolve_by_query")
     assert resolved_ids == [coupa_emulator.records(document_id=43)[0]["id"]]
-    secret = coupa_emulator.client.client_secret
+    secret = coupa_emulator.credentials.client_secret
     for task_id in ("success", "alert", "query", "update"):
         assert secret not in json.dumps(xcom_value(run, task_id))
 

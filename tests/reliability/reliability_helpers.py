@@ -23,8 +23,8 @@ def fast_client(coupa: CoupaEmulator, **settings: Any) -> CoupaClient:
     """A CoupaClient on ``coupa`` with its own token cache, no client-side throttle and :data:`FAST_RETRY`."""
     settings = {"rate_limit": None, "retry": FAST_RETRY, **settings}
     if "api_key" not in settings:
-        settings.setdefault("client_id", coupa.client.client_id)
-        settings.setdefault("client_secret", coupa.client.client_secret)
+        settings.setdefault("client_id", coupa.credentials.client_id)
+        settings.setdefault("client_secret", coupa.credentials.client_secret)
     return CoupaClient(ClientConfig(coupa.url, **settings), token_cache=TokenCache())
 
 

@@ -258,8 +258,8 @@ def _conn(coupa: CoupaEmulator, **changes: Any) -> dict[str, Any]:
     conn: dict[str, Any] = {
         "conn_type": "coupa",
         "host": coupa.url,
-        "login": coupa.client.client_id,
-        "password": coupa.client.client_secret,
+        "login": coupa.credentials.client_id,
+        "password": coupa.credentials.client_secret,
         "extra": {},
     }
     conn.update(changes)

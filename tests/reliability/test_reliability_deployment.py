@@ -361,7 +361,7 @@ def test_ten_parallel_runs_write_every_record_once_under_the_rate_limit(
     assert peak <= 25 + 20, f"{peak} requests reached Coupa within one second"
 
     # Secrets: the real supervisor, triggerer and task logs at DEBUG hold neither the secret nor any token.
-    needles = [coupa.client.client_secret, *coupa.issued_tokens()]
+    needles = [coupa.credentials.client_secret, *coupa.issued_tokens()]
     logs = [p for p in deployment.home.rglob("*") if p.is_file() and p.suffix != ".db"]
     hits = [f"{p.relative_to(deployment.home)}" for p in logs for n in needles if n.encode() in p.read_bytes()]
     task_logs = [p for p in logs if "dag_id=" in str(p)]
