@@ -16,9 +16,10 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_coupa_ihr.client.limiter import TokenBucket
 from airflow_provider_coupa_ihr.testing.auth import DEFAULT_CLIENT, Authority, OAuthClient
 from airflow_provider_coupa_ihr.testing.coupa_api import CoupaApi, RequestRecord
-from airflow_provider_coupa_ihr.testing.faults import FaultPlan, TokenBucket
+from airflow_provider_coupa_ihr.testing.faults import FaultPlan
 from airflow_provider_coupa_ihr.testing.state import CoupaState
 from airflow_provider_coupa_ihr.testing.tls import make_self_signed
 
@@ -78,7 +79,8 @@ class CoupaEmulator:
         self.authority = Authority(clients, api_keys=api_keys, token_lifetime=token_lifetime)
         self.faults = FaultPlan(seed=seed)
         self.send_retry_after = send_retry_after
-        #: The token bucket in front of ``/api`` (``None``: no rate limit); replace it with :meth:`set_rate_limit`.
+        #: Coupa's budget in front of ``/api`` (``None``: no rate limit), the very bucket the client paces itself
+        #: with, so the two cannot disagree about the arithmetic. Replace it with :meth:`set_rate_limit`.
         self.rate_limiter: TokenBucket | None = None
         self.set_rate_limit(rate_limit, burst)
         self.request_log: collections.deque[RequestRecord] = collections.deque(maxlen=REQUEST_LOG_SIZE)

@@ -1,7 +1,8 @@
-"""Trouble on demand: the faults and the rate limit the emulator can put between a client and its records.
+"""Trouble on demand: the faults the emulator can put between a client and its records.
 
-Everything here is decided from a seeded random generator and an injectable clock, so a failing reliability
-test replays exactly when run again with the same seed and the same order of requests.
+Everything here is decided from a seeded random generator, so a failing reliability test replays exactly when
+run again with the same seed and the same order of requests. The rate limit is not here: the emulator uses the
+client's own :class:`~airflow_provider_coupa_ihr.client.limiter.TokenBucket`, refusing where the client books.
 """
 
 from __future__ import annotations
@@ -9,12 +10,11 @@ from __future__ import annotations
 import math
 import random
 import threading
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Fault", "FaultKind", "FaultPlan", "TokenBucket", "Verdict"]
+__all__ = ["Fault", "FaultKind", "FaultPlan", "Verdict", "retry_after_header"]
 
 FaultKind = Literal["status", "drop_before", "drop_after", "latency", "storm"]
 FAULT_KINDS: tuple[str, ...] = ("status", "drop_before", "drop_after", "latency", "storm")
@@ -147,33 +147,6 @@ class FaultPlan:
                     return Verdict(delay, status=fault.status, retry_after=fault.retry_after)
                 return Verdict(delay, drop_before=fault.kind == "drop_before", drop_after=fault.kind == "drop_after")
         return Verdict(delay)
-
-
-class TokenBucket:
-    """Coupa's published limit as a token bucket: ``rate`` requests per second, bursts of ``burst``.
-
-    ``take()`` answers ``None`` when the request may go ahead, else the seconds until it could have.
-    """
-
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
-        if rate <= 0 or burst < 1:
-            raise ValueError("rate limit needs rate > 0 and burst >= 1")
-        self.rate = float(rate)
-        self.burst = int(burst)
-        self._clock = clock
-        self._tokens = float(burst)
-        self._updated = clock()
-        self._lock = threading.Lock()
-
-    def take(self) -> float | None:
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
-            self._updated = now
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
-                return None
-            return (1.0 - self._tokens) / self.rate
 
 
 def retry_after_header(value: float | str | None) -> str | None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_coupa_ihr.testing.faults import Fault, FaultPlan, TokenBucket, Verdict, retry_after_header
+from airflow_provider_coupa_ihr.client.limiter import TokenBucket
+from airflow_provider_coupa_ihr.testing.faults import Fault, FaultPlan, Verdict, retry_after_header
 
 PATH = "/api/integration_history_records"
 
@@ -126,23 +127,26 @@ def test_replace() -> None:
     assert plan.verdict("GET", PATH).drop_before
 
 
-# ------------------------------------------------------------------------------------------ TokenBucket
+# ------------------------------------------------------------------------------ the bucket, as the emulator uses it
 def test_bucket_bursts_then_refills_at_its_rate() -> None:
     clock = FakeClock()
     bucket = TokenBucket(25, 20, clock=clock)
-    assert [bucket.take() for _ in range(20)] == [None] * 20
-    wait = bucket.take()
+    assert [bucket.try_acquire() for _ in range(20)] == [None] * 20
+    wait = bucket.try_acquire()
     assert wait == pytest.approx(1 / 25)
     clock.now += 1 / 25
-    assert bucket.take() is None
-    assert bucket.take() is not None
+    assert bucket.try_acquire() is None
+    assert bucket.try_acquire() is not None
     clock.now += 10  # a long pause refills to the burst, not beyond
-    assert [bucket.take() for _ in range(21)].count(None) == 20
+    assert [bucket.try_acquire() for _ in range(21)].count(None) == 20
 
 
-@pytest.mark.parametrize(("rate", "burst"), [(0, 1), (-1, 5), (5, 0)])
-def test_bucket_refuses_bad_settings(rate: float, burst: int) -> None:
-    with pytest.raises(ValueError, match="rate limit"):
+@pytest.mark.parametrize(
+    ("rate", "burst", "problem"),
+    [(0, 1, "rate must be a positive number"), (-1, 5, "rate must be a positive number"), (5, 0, "burst must be")],
+)
+def test_bucket_refuses_bad_settings(rate: float, burst: int, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
         TokenBucket(rate, burst)
 
 
