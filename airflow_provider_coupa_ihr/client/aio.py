@@ -15,11 +15,14 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from airflow_provider_coupa_ihr.client import batch
 from airflow_provider_coupa_ihr.client import operations as ops
 from airflow_provider_coupa_ihr.client.auth import TOKEN_CACHE, Token, TokenCache
 from airflow_provider_coupa_ihr.client.config import ClientConfig
+from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
 from airflow_provider_coupa_ihr.client.flow import (
     Effect,
     Flow,
@@ -35,6 +38,7 @@ from airflow_provider_coupa_ihr.client.flow import (
     run_async,
 )
 from airflow_provider_coupa_ihr.client.limiter import TokenBucket, shared_bucket
+from airflow_provider_coupa_ihr.client.resolution import ResolutionTarget, WaitState, resolved_state, state_from_pages
 from airflow_provider_coupa_ihr.client.sync import context_for, token_key
 
 if TYPE_CHECKING:
@@ -256,3 +260,78 @@ class AsyncCoupaClient:
 
     async def run_transition(self, run_id: int, action: str, **fields: Any) -> dict[str, Any]:
         return await self.perform(ops.run_transition(run_id, action, **fields))  # type: ignore[no-any-return]
+
+    async def get_run(self, run_id: Any) -> dict[str, Any]:
+        return await self.perform(ops.get_resource(ops.RUNS, run_id))  # type: ignore[no-any-return]
+
+    async def create_run(self, integration: str, **fields: Any) -> dict[str, Any]:
+        return await self.perform(ops.create_run(integration, now=time.time(), **fields))  # type: ignore[no-any-return]
+
+    async def start_run(self, integration: str, *, total_records: Any = None) -> dict[str, Any]:
+        """As :meth:`CoupaClient.start_run <.sync.CoupaClient.start_run>`."""
+        run = await self.create_run(integration)
+        return await self.run_transition(run["id"], "run", total_records=total_records)
+
+    async def finish_run(
+        self, run_id: Any, *, records_processed: Any = None, action: str = "success"
+    ) -> dict[str, Any]:
+        """As :meth:`CoupaClient.finish_run <.sync.CoupaClient.finish_run>`."""
+        if action not in ("success", "finish"):
+            raise CoupaValidationError([f"action must be success or finish, got {action!r}"])
+        return await self._close_run(run_id, action, records_processed)
+
+    async def fail_run(self, run_id: Any, *, records_processed: Any = None) -> dict[str, Any]:
+        return await self._close_run(run_id, "fail", records_processed)
+
+    async def _close_run(self, run_id: Any, action: str, records_processed: Any) -> dict[str, Any]:
+        current = await self.get_run(run_id)
+        if ops.run_is_already(current, action):
+            return current
+        return await self.run_transition(current["id"], action, records_processed=records_processed)
+
+    def validate_record(self, *, action: str = "create", **fields: Any) -> dict[str, Any]:
+        """The wire body :meth:`create_record` would send, sending nothing (no I/O, so not a coroutine)."""
+        op = ops.create_record(fields, action=action, now=0.0, extra_document_types=self.config.extra_document_types)
+        return dict(op.body)
+
+    async def resolve(self, record_id: Any) -> dict[str, Any]:
+        return await self.perform(ops.set_resolved(record_id, True))  # type: ignore[no-any-return]
+
+    async def unresolve(self, record_id: Any) -> dict[str, Any]:
+        return await self.perform(ops.set_resolved(record_id, False))  # type: ignore[no-any-return]
+
+    async def resolve_records(self, record_ids: Any, *, exclude: Any = ()) -> list[dict[str, Any]]:
+        return [await self.resolve(i) for i in ops.ids_to_change(record_ids, exclude)]
+
+    async def unresolve_records(self, record_ids: Any, *, exclude: Any = ()) -> list[dict[str, Any]]:
+        return [await self.unresolve(i) for i in ops.ids_to_change(record_ids, exclude)]
+
+    async def resolve_matching(
+        self, filters: Mapping[str, Any] | None, *, exclude: Any = (), max_records: int | None = None
+    ) -> list[dict[str, Any]]:
+        return await self._set_matching(filters, True, exclude, max_records)
+
+    async def unresolve_matching(
+        self, filters: Mapping[str, Any] | None, *, exclude: Any = (), max_records: int | None = None
+    ) -> list[dict[str, Any]]:
+        return await self._set_matching(filters, False, exclude, max_records)
+
+    async def _set_matching(
+        self, filters: Mapping[str, Any] | None, resolved: bool, exclude: Any, max_records: int | None
+    ) -> list[dict[str, Any]]:
+        walk = ops.matching_ids_walk(filters, resolved=resolved, max_records=max_records)
+        skip = ops.excluded_ids(exclude)
+        ids = [i for i in [int(r["id"]) async for r in self.walk(walk)] if i not in skip]
+        return [await (self.resolve(i) if resolved else self.unresolve(i)) for i in ids]
+
+    async def find_existing_records(self, items: Sequence[Mapping[str, Any]], since: float) -> dict[int, int]:
+        """As :meth:`CoupaClient.find_existing_records <.sync.CoupaClient.find_existing_records>`."""
+        sent = batch.sent_records(items, self.config.extra_document_types)
+        stored = [record for walk in batch.lookup_walks(sent, since) async for record in self.walk(walk)]
+        return batch.match_written(sent, stored)
+
+    async def check_resolution(self, target: ResolutionTarget, *, since: datetime | None = None) -> WaitState:
+        """As :meth:`CoupaClient.check_resolution <.sync.CoupaClient.check_resolution>`: the trigger's check."""
+        pages = [await self.perform(operation) for operation in target.poll_operations]
+        state = state_from_pages(target, pages)
+        return state if state is not None else resolved_state([r async for r in self.walk(target.resolved_walk(since))])

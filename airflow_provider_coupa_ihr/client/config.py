@@ -10,7 +10,7 @@ import ipaddress
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
@@ -133,6 +133,27 @@ class ClientConfig:
     @property
     def host(self) -> str:
         return urlsplit(self.base_url).hostname or ""
+
+    def within(self, seconds: float) -> ClientConfig:
+        """This config with its timeouts and retry budget cut to ``seconds``, so one call cannot outlast them.
+
+        For callers that must not hold Airflow up (a notifier, a listener): retries stay allowed inside the bound
+        (a 429 with a short ``Retry-After`` is still honoured); a ``Retry-After`` longer than it ends the call.
+        """
+        bound = _positive("seconds", seconds)
+        assert bound is not None
+        retry = replace(
+            self.retry,
+            max_elapsed=min(self.retry.max_elapsed, bound),
+            max_retry_after=min(self.retry.max_retry_after, bound),
+            token_settle=min(self.retry.token_settle, bound),
+        )
+        return replace(
+            self,
+            connect_timeout=min(self.connect_timeout, bound),
+            read_timeout=min(self.read_timeout, bound),
+            retry=retry,
+        )
 
     def secrets(self) -> tuple[str, ...]:
         """The values that must never appear in a log line or an exception."""

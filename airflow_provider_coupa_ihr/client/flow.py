@@ -24,8 +24,8 @@ from airflow_provider_coupa_ihr.client.errors import (
     error_from_response,
     redact,
 )
-from airflow_provider_coupa_ihr.client.records import snake_object
 from airflow_provider_coupa_ihr.client.limiter import TokenBucket
+from airflow_provider_coupa_ihr.client.records import snake_object
 from airflow_provider_coupa_ihr.client.retry import Action, RetryState, parse_retry_after
 
 __all__ = [

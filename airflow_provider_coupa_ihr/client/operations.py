@@ -26,6 +26,7 @@ from airflow_provider_coupa_ihr.client.records import (
     is_integer_value,
     to_python_keys,
 )
+from airflow_provider_coupa_ihr.client.values import LOOKBACK_SECONDS, parse_ids
 
 __all__ = [
     "ERRORS",
@@ -37,10 +38,14 @@ __all__ = [
     "create_error",
     "create_record",
     "create_run",
+    "excluded_ids",
     "find_same_write",
     "get_resource",
+    "ids_to_change",
     "is_same_write",
+    "matching_ids_walk",
     "query_resources",
+    "run_is_already",
     "run_transition",
     "set_resolved",
     "update_record",
@@ -60,11 +65,6 @@ RECORD_ACTIONS: Mapping[str, str] = {
     "create_alert_and_mark_exported": "/create_alert_and_mark_exported",
 }
 ERROR_ACTIONS: Mapping[str, str] = {"create": "", "create_alert": "/create_alert"}
-
-#: How far back (seconds, on Coupa's clock) to look for a create whose answer was lost: generous, because the
-#: two clocks may disagree; an identical record from earlier in the window would be taken for ours, which at
-#: worst means one record where a blind re-send would have made two identical ones.
-LOOKBACK_SECONDS = 600
 
 #: The fields that say two records are the same write (besides document type and id, which the query pins).
 _IDENTITY = ("status", "contact_alert_type", "external_id", "document_status", "document_revision", "creation_method")
@@ -193,6 +193,37 @@ def set_resolved(record_id: Any, resolved: bool, *, path: str = RECORDS) -> Oper
     return Operation("PUT", f"{path}/{_id(record_id, 'record_id')}/{'resolve' if resolved else 'unresolve'}")
 
 
+def ids_to_change(record_ids: Any, exclude: Any = ()) -> tuple[int, ...]:
+    """The ids to resolve (or unresolve): ``record_ids`` less ``exclude``, both read by :func:`.values.parse_ids`.
+
+    Both are checked before any request, and every bad id of either is named in one error.
+    """
+    problems: list[str] = []
+    parsed: list[tuple[int, ...]] = []
+    for value, what in ((record_ids, "record_ids"), (exclude, "exclude")):
+        try:
+            parsed.append(parse_ids(value, what))
+        except CoupaValidationError as refused:
+            problems += refused.problems
+    if problems:
+        raise CoupaValidationError(problems)
+    wanted, skipped = parsed
+    return tuple(i for i in wanted if i not in set(skipped))
+
+
+def excluded_ids(exclude: Any) -> frozenset[int]:
+    """The ids of ``exclude`` (read like ``record_ids``), checked before any request."""
+    return frozenset(parse_ids(exclude, "exclude"))
+
+
+def matching_ids_walk(filters: Mapping[str, Any] | None, *, resolved: bool, max_records: int | None = None) -> Walk:
+    """The ids of every record matching ``filters`` that is not yet ``resolved`` (``resolved`` is set here).
+
+    Callers collect every id before changing any, so the walk is never disturbed by its own changes.
+    """
+    return Walk(RECORDS, {**(filters or {}), "resolved": not resolved}, fields=["id"], max_records=max_records)
+
+
 def get_resource(path: str, resource_id: Any, *, fields: Sequence[Any] | None = None) -> Operation:
     """``GET /<resource>/<id>``, trimmed to ``fields`` when given."""
     known = _KNOWN[path]
@@ -255,6 +286,13 @@ def run_transition(run_id: Any, action: str, **fields: Any) -> Operation:
         lambda found: next((r for r in found if r.get("status") == target), None),
     )
     return Operation("PUT", f"{RUNS}/{run}/{action}", body=_run_body(fields) or None, idempotent=False, verify=verify)
+
+
+def run_is_already(run: Mapping[str, Any], action: str) -> bool:
+    """Whether ``run`` already has the status ``action`` leads to: then a retried finish leaves it as it is."""
+    if action not in RUN_ACTIONS:
+        raise CoupaValidationError([f"action must be one of {', '.join(RUN_ACTIONS)}, got {action!r}"])
+    return run.get("status") == RUN_ACTIONS[action]
 
 
 def _run_body(fields: Mapping[str, Any]) -> dict[str, Any]:

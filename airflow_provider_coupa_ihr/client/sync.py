@@ -7,13 +7,18 @@ to send, when to retry, when to refresh the token and how to avoid a duplicate c
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_coupa_ihr.client import batch
 from airflow_provider_coupa_ihr.client import operations as ops
 from airflow_provider_coupa_ihr.client.auth import TOKEN_CACHE, Token, TokenCache, TokenKey
 from airflow_provider_coupa_ihr.client.config import ClientConfig
+from airflow_provider_coupa_ihr.client.errors import CoupaError, CoupaValidationError
 from airflow_provider_coupa_ihr.client.flow import (
     CallContext,
     Effect,
@@ -30,6 +35,8 @@ from airflow_provider_coupa_ihr.client.flow import (
 )
 from airflow_provider_coupa_ihr.client.limiter import TokenBucket, shared_bucket
 from airflow_provider_coupa_ihr.client.payloads import build_payload
+from airflow_provider_coupa_ihr.client.resolution import ResolutionTarget, WaitState, resolved_state, state_from_pages
+from airflow_provider_coupa_ihr.client.values import whole_number
 
 if TYPE_CHECKING:
     import requests
@@ -197,6 +204,134 @@ class CoupaClient:
     def unresolve(self, record_id: int) -> dict[str, Any]:
         return self.perform(ops.set_resolved(record_id, False))  # type: ignore[no-any-return]
 
+    def validate_record(self, *, action: str = "create", **fields: Any) -> dict[str, Any]:
+        """The wire body :meth:`create_record` would send, sending nothing; raises what it would raise."""
+        op = ops.create_record(fields, action=action, now=0.0, extra_document_types=self.config.extra_document_types)
+        return dict(op.body)
+
+    def resolve_records(self, record_ids: Any, *, exclude: Any = ()) -> list[dict[str, Any]]:
+        """Resolve each record of ``record_ids`` not in ``exclude`` (ids, or text such as ``"7, 8"``).
+
+        Every id is checked before the first request, and every bad one named at once. Safe to retry.
+        """
+        return [self.resolve(i) for i in ops.ids_to_change(record_ids, exclude)]
+
+    def unresolve_records(self, record_ids: Any, *, exclude: Any = ()) -> list[dict[str, Any]]:
+        """:meth:`resolve_records`, the other way."""
+        return [self.unresolve(i) for i in ops.ids_to_change(record_ids, exclude)]
+
+    def resolve_matching(
+        self, filters: Mapping[str, Any] | None, *, exclude: Any = (), max_records: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Resolve every unresolved record matching ``filters`` (``resolved=false`` is added here), but ``exclude``.
+
+        The ids are collected first and changed after, so the walk is never disturbed by its own changes.
+        """
+        return self._set_matching(filters, True, exclude, max_records)
+
+    def unresolve_matching(
+        self, filters: Mapping[str, Any] | None, *, exclude: Any = (), max_records: int | None = None
+    ) -> list[dict[str, Any]]:
+        """:meth:`resolve_matching`, the other way (``resolved=true`` is added)."""
+        return self._set_matching(filters, False, exclude, max_records)
+
+    def _set_matching(
+        self, filters: Mapping[str, Any] | None, resolved: bool, exclude: Any, max_records: int | None
+    ) -> list[dict[str, Any]]:
+        walk = ops.matching_ids_walk(filters, resolved=resolved, max_records=max_records)
+        skip = ops.excluded_ids(exclude)
+        ids = [i for i in (int(r["id"]) for r in self.walk(walk)) if i not in skip]
+        return [self.resolve(i) if resolved else self.unresolve(i) for i in ids]
+
+    def plan_records(
+        self, items: Any, *, defaults: Mapping[str, Any] | None = None, action: str = "create"
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """``(action, fields)`` per item of a batch, every item checked before anything is sent (see
+        :func:`.batch.plan_records`); pass the result to :meth:`create_records`."""
+        return batch.plan_records(
+            items, defaults=defaults, action=action, extra_document_types=self.config.extra_document_types
+        )
+
+    def find_existing_records(self, items: Sequence[Mapping[str, Any]], since: float) -> dict[int, int]:
+        """Item index -> id of the record an earlier try wrote for that item since ``since`` (epoch seconds).
+
+        For a retried batch: one query per document type and 50 document ids; each stored record matches one
+        item at most, so two identical items need two stored records.
+        """
+        sent = batch.sent_records(items, self.config.extra_document_types)
+        stored = [record for walk in batch.lookup_walks(sent, since) for record in self.walk(walk)]
+        return batch.match_written(sent, stored)
+
+    def create_records(
+        self,
+        planned: Sequence[tuple[str, Mapping[str, Any]]],
+        *,
+        max_workers: int = 8,
+        skip: Collection[int] = (),
+        on_outcome: Callable[[dict[str, Any]], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Write each planned record (from :meth:`plan_records`) but those at the indexes in ``skip``.
+
+        ``max_workers`` threads write at once, each with its own session and all sharing this client's token
+        cache and rate limit, so the bucket, not the thread count, sets the pace; every thread's client is
+        closed at the end. Returns one outcome per write, in index order: ``{"index", "status": "created",
+        "id"}`` or ``{"index", "status": "failed", "id": None, "error", "retryable"}``. ``on_outcome`` is
+        called with each outcome as it comes (in this thread), for a progress line.
+        """
+        workers = whole_number(max_workers, minimum=1)
+        if workers is None:
+            raise ValueError(f"max_workers must be 1 or more, got {max_workers!r}")
+        skipped = set(skip)
+        todo = [i for i in range(len(planned)) if i not in skipped]
+        local = threading.local()
+        clients: list[CoupaClient] = []
+        lock = threading.Lock()
+
+        def worker_client() -> CoupaClient:
+            client: CoupaClient | None = getattr(local, "client", None)
+            if client is None:
+                client = local.client = CoupaClient(
+                    self.config,
+                    token_cache=self._token_cache,
+                    mask_secret=self._ctx.mask_secret,
+                    throttle=self._ctx.throttle,
+                )
+                with lock:
+                    clients.append(client)
+            return client
+
+        def write(index: int) -> dict[str, Any]:
+            action, fields = planned[index]
+            try:
+                record = worker_client().create_record(action=action, **fields)
+            except CoupaError as exc:
+                return {"index": index, "status": "failed", "id": None, "error": str(exc), "retryable": exc.retryable}
+            return {"index": index, "status": "created", "id": record["id"]}
+
+        outcomes: list[dict[str, Any]] = []
+        try:
+            with ThreadPoolExecutor(max_workers=min(workers, max(1, len(todo))), thread_name_prefix="coupa") as pool:
+                futures: list[Future[dict[str, Any]]] = [pool.submit(write, i) for i in todo]
+                for future in as_completed(futures):
+                    outcome = future.result()
+                    outcomes.append(outcome)
+                    if on_outcome is not None:
+                        on_outcome(outcome)
+        finally:
+            for client in clients:
+                client.close()
+        return sorted(outcomes, key=lambda o: int(o["index"]))
+
+    def check_resolution(self, target: ResolutionTarget, *, since: datetime | None = None) -> WaitState:
+        """One check of a wait for records to be resolved (see :mod:`.resolution`): the sensor's poke.
+
+        ``since`` (query waits) is when the wait began: the records returned at the end are those resolved and
+        changed since then, less :data:`.values.CLOCK_SKEW_SECONDS`.
+        """
+        pages = [self.perform(operation) for operation in target.poll_operations]
+        state = state_from_pages(target, pages)
+        return state if state is not None else resolved_state(self.walk(target.resolved_walk(since)))
+
     def query_records(
         self,
         filters: Mapping[str, Any] | None = None,
@@ -235,6 +370,27 @@ class CoupaClient:
 
     def get_run(self, run_id: int) -> dict[str, Any]:
         return self.perform(ops.get_resource(ops.RUNS, run_id))  # type: ignore[no-any-return]
+
+    def start_run(self, integration: str, *, total_records: Any = None) -> dict[str, Any]:
+        """Create a run of ``integration`` (its code) and move it to ``running``: what a pipeline does first."""
+        run = self.create_run(integration)
+        return self.run_transition(run["id"], "run", total_records=total_records)
+
+    def finish_run(self, run_id: Any, *, records_processed: Any = None, action: str = "success") -> dict[str, Any]:
+        """End a run as successful (``action``: ``success`` or ``finish``); a run already so is left as it is."""
+        if action not in ("success", "finish"):
+            raise CoupaValidationError([f"action must be success or finish, got {action!r}"])
+        return self._close_run(run_id, action, records_processed)
+
+    def fail_run(self, run_id: Any, *, records_processed: Any = None) -> dict[str, Any]:
+        """End a run as failed; a run already failed is left as it is (so a retried task changes nothing)."""
+        return self._close_run(run_id, "fail", records_processed)
+
+    def _close_run(self, run_id: Any, action: str, records_processed: Any) -> dict[str, Any]:
+        current = self.get_run(run_id)
+        if ops.run_is_already(current, action):
+            return current
+        return self.run_transition(current["id"], action, records_processed=records_processed)
 
     def create_integration_error(self, *, action: str = "create", **fields: Any) -> dict[str, Any]:
         """Create an integration error (a record that belongs to a run: pass ``integration_run=<id>``)."""

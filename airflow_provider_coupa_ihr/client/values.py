@@ -1,4 +1,4 @@
-"""How the client reads the plain values people hand it: whole numbers, Coupa ids, datetimes. One home each.
+"""How the client reads the plain values people hand it (whole numbers, Coupa ids, datetimes), and the clocks.
 
 Every module that checks a count, parses a record id or renders a datetime for Coupa calls these, so a newcomer
 who wants to change what counts as an id finds one function, and the sync client, the async client, the
@@ -13,6 +13,8 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 __all__ = [
+    "CLOCK_SKEW_SECONDS",
+    "LOOKBACK_SECONDS",
     "MAX_ID",
     "finite_number",
     "parse_id",
@@ -24,6 +26,15 @@ __all__ = [
 
 #: Coupa's ids are database bigints: anything larger cannot name a record, and would overflow on the way.
 MAX_ID = 2**63 - 1
+
+#: How far the Airflow worker's clock and Coupa's may disagree: every "since when" compared with a time Coupa
+#: stamped (a retry looking for what an earlier try wrote, a wait returning what was resolved since it began)
+#: starts this many seconds early. A record found a minute early is better than one lost.
+CLOCK_SKEW_SECONDS = 60
+#: How far back (seconds, on Coupa's clock) to look for a create whose answer was lost: generous, because the
+#: two clocks may disagree; an identical record from earlier in the window would be taken for ours, which at
+#: worst means one record where a blind re-send would have made two identical ones.
+LOOKBACK_SECONDS = 600
 
 _SPLIT = re.compile(r"[\s,;]+")
 _INTEGER = re.compile(r"[+-]?\d+")

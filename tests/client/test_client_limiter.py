@@ -105,4 +105,5 @@ def test_one_bucket_per_instance_and_client_in_a_process() -> None:
         is None
     )
     slower = shared_bucket(ClientConfig("https://limiter.example.com", client_id="a", client_secret="s", rate_limit=5))
-    assert slower is not None and slower.rate == 5
+    assert slower is not None
+    assert slower.rate == 5
