@@ -34,6 +34,7 @@ from airflow_provider_coupa_ihr.client import operations as ops
 from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
 from airflow_provider_coupa_ihr.client.flow import Operation, run_async, run_sync
 from airflow_provider_coupa_ihr.client.query import PAGE_SIZE, filter_params
+from airflow_provider_coupa_ihr.client.summaries import is_resolved, record_summary
 from airflow_provider_coupa_ihr.client.values import CLOCK_SKEW_SECONDS, parse_ids
 
 __all__ = [
@@ -64,18 +65,10 @@ RECORD_FIELDS_WANTED: tuple[Any, ...] = (
 RECORD_KEYS: tuple[str, ...] = tuple(f if isinstance(f, str) else next(iter(f)) for f in RECORD_FIELDS_WANTED)
 
 
-def _is_resolved(record: Mapping[str, Any]) -> bool:
-    value = record.get("resolved")
-    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
-
-
 def _shape(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The record as the wait returns it: :data:`RECORD_KEYS` only, plain JSON values; ``integration`` is its
-    code (as the operators' XCom has it), ``resolved`` a real boolean."""
-    shaped = {key: record.get(key) for key in RECORD_KEYS}
-    integration = shaped["integration"]
-    shaped["integration"] = integration.get("code") if isinstance(integration, Mapping) else integration
-    shaped["resolved"] = _is_resolved(record)
+    """The record as the wait returns it: :data:`RECORD_KEYS` only, as :func:`.summaries.record_summary` shapes."""
+    shaped = record_summary(record, RECORD_KEYS)
+    assert shaped is not None
     return shaped
 
 
@@ -132,7 +125,7 @@ def ids_wait_state(wanted: Sequence[int], found: Mapping[int, Mapping[str, Any]]
     missing = tuple(i for i in wanted if i not in found)
     if missing:
         return WaitState(missing=missing)
-    waiting = tuple(i for i in wanted if not _is_resolved(found[i]))
+    waiting = tuple(i for i in wanted if not is_resolved(found[i]))
     if waiting:
         return WaitState(waiting=waiting)
     return WaitState(records=tuple(_shape(found[i]) for i in wanted))
