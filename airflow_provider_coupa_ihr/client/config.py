@@ -16,13 +16,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_coupa_ihr.client.errors import CoupaConfigError
-from airflow_provider_coupa_ihr.client.records import RATE_LIMIT_BURST, RATE_LIMIT_PER_SECOND
+from airflow_provider_coupa_ihr.client.records import RATE_LIMIT_BURST, RATE_LIMIT_PER_SECOND, READ_SCOPE, WRITE_SCOPE
 from airflow_provider_coupa_ihr.client.retry import RetryPolicy
 
 __all__ = ["DEFAULT_SCOPES", "ClientConfig", "is_loopback_host"]
 
-READ_SCOPE = "core.integration.read"
-WRITE_SCOPE = "core.integration.write"
 #: The two scopes the IHR API needs: reads (index, show) and writes (everything else).
 DEFAULT_SCOPES: tuple[str, ...] = (READ_SCOPE, WRITE_SCOPE)
 DEFAULT_TOKEN_PATH = "/oauth2/token"  # noqa: S105 (a URL path, not a password)
