@@ -22,9 +22,9 @@ from typing import Any
 
 import requests
 
-from airflow_provider_coupa_ihr.client.auth import TokenCache
 from airflow_provider_coupa_ihr.client.config import ClientConfig
 from airflow_provider_coupa_ihr.client.sync import CoupaClient
+from airflow_provider_coupa_ihr.client.tokens import TokenCache
 from airflow_provider_coupa_ihr.testing import CoupaEmulator
 
 RECORD = {"document-type": "InvoiceHeader", "document-id": 7, "contact-alert-type": "Technical", "status": "Success"}
@@ -81,7 +81,10 @@ def measure(calls: int, rounds: int, new_connection_latency: float = 0.0) -> dic
             {"conn_type": "http", "host": coupa.host, "port": coupa.port, "schema": "https"}
         )
         cache = TokenCache()
-        config = ClientConfig(coupa.url, coupa.credentials.client_id, coupa.credentials.client_secret, rate_limit=None, verify=ca)
+        credentials = coupa.credentials
+        config = ClientConfig(
+            coupa.url, credentials.client_id, credentials.client_secret, rate_limit=None, verify=ca
+        )
         client = CoupaClient(config, token_cache=cache)
         token = client.token().value
         bare_loop(coupa.url, token, 20, ca)  # warm all paths

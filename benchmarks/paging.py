@@ -23,9 +23,9 @@ from typing import Any
 
 import requests
 
-from airflow_provider_coupa_ihr.client.auth import TokenCache
 from airflow_provider_coupa_ihr.client.config import ClientConfig
 from airflow_provider_coupa_ihr.client.sync import CoupaClient
+from airflow_provider_coupa_ihr.client.tokens import TokenCache
 from airflow_provider_coupa_ihr.testing import DEFAULT_CLIENT
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_coupa_ihr.client import batch
 from airflow_provider_coupa_ihr.client import operations as ops
-from airflow_provider_coupa_ihr.client.auth import TOKEN_CACHE, Token, TokenCache
+from airflow_provider_coupa_ihr.client.auth import Token
 from airflow_provider_coupa_ihr.client.config import ClientConfig
 from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
 from airflow_provider_coupa_ihr.client.flow import (
@@ -40,6 +40,7 @@ from airflow_provider_coupa_ihr.client.flow import (
 from airflow_provider_coupa_ihr.client.limiter import TokenBucket, shared_bucket
 from airflow_provider_coupa_ihr.client.resolution import ResolutionTarget, WaitState, resolved_state, state_from_pages
 from airflow_provider_coupa_ihr.client.sync import context_for, token_key
+from airflow_provider_coupa_ihr.client.tokens import TOKEN_CACHE, TokenCache
 
 if TYPE_CHECKING:
     import ssl

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_coupa_ihr.client import batch
 from airflow_provider_coupa_ihr.client import operations as ops
-from airflow_provider_coupa_ihr.client.auth import TOKEN_CACHE, Token, TokenCache, TokenKey
+from airflow_provider_coupa_ihr.client.auth import Token
 from airflow_provider_coupa_ihr.client.config import ClientConfig
 from airflow_provider_coupa_ihr.client.errors import CoupaError, CoupaValidationError
 from airflow_provider_coupa_ihr.client.flow import (
@@ -36,6 +36,7 @@ from airflow_provider_coupa_ihr.client.flow import (
 from airflow_provider_coupa_ihr.client.limiter import TokenBucket, shared_bucket
 from airflow_provider_coupa_ihr.client.payloads import build_payload
 from airflow_provider_coupa_ihr.client.resolution import ResolutionTarget, WaitState, resolved_state, state_from_pages
+from airflow_provider_coupa_ihr.client.tokens import TOKEN_CACHE, TokenCache, TokenKey
 from airflow_provider_coupa_ihr.client.values import whole_number
 
 if TYPE_CHECKING:

@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 import pytest
 
 from airflow_provider_coupa_ihr.client.aio import AsyncCoupaClient
-from airflow_provider_coupa_ihr.client.auth import TokenCache
 from airflow_provider_coupa_ihr.client.config import ClientConfig
 from airflow_provider_coupa_ihr.client.errors import (
     CoupaAuthError,
@@ -28,6 +27,7 @@ from airflow_provider_coupa_ihr.client.errors import (
     CoupaValidationError,
 )
 from airflow_provider_coupa_ihr.client.retry import RetryPolicy
+from airflow_provider_coupa_ihr.client.tokens import TokenCache
 from airflow_provider_coupa_ihr.testing import CoupaEmulator, Fault
 
 CODE = "AIRFLOW-TEST"  # the integration the coupa_emulator fixture registers

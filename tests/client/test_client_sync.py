@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_coupa_ihr.client.auth import TokenCache
 from airflow_provider_coupa_ihr.client.config import ClientConfig
 from airflow_provider_coupa_ihr.client.errors import (
     CoupaAuthError,
@@ -31,6 +30,7 @@ from airflow_provider_coupa_ihr.client.errors import (
 )
 from airflow_provider_coupa_ihr.client.retry import RetryPolicy
 from airflow_provider_coupa_ihr.client.sync import CoupaClient
+from airflow_provider_coupa_ihr.client.tokens import TokenCache
 from airflow_provider_coupa_ihr.testing import CoupaEmulator, Fault, OAuthClient
 
 CODE = "AIRFLOW-TEST"  # the integration the coupa_emulator fixture registers

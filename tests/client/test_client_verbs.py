@@ -15,12 +15,12 @@ import pytest
 
 from airflow_provider_coupa_ihr.client import batch
 from airflow_provider_coupa_ihr.client.aio import AsyncCoupaClient
-from airflow_provider_coupa_ihr.client.auth import TokenCache
 from airflow_provider_coupa_ihr.client.config import ClientConfig
 from airflow_provider_coupa_ihr.client.errors import CoupaConfigError, CoupaValidationError
 from airflow_provider_coupa_ihr.client.resolution import ResolutionTarget, WaitState
 from airflow_provider_coupa_ihr.client.retry import RetryPolicy
 from airflow_provider_coupa_ihr.client.sync import CoupaClient
+from airflow_provider_coupa_ihr.client.tokens import TokenCache
 from airflow_provider_coupa_ihr.testing import CoupaEmulator, Fault
 
 CODE = "AIRFLOW-TEST"  # the integration the coupa_emulator fixture registers
