@@ -13,19 +13,15 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_provider_coupa_ihr.client.errors import (
     CoupaAuthError,
     CoupaConfigError,
     CoupaNotFoundError,
     error_from_response,
-    parse_error_messages,
-    redact,
 )
-
-if TYPE_CHECKING:
-    pass
+from airflow_provider_coupa_ihr.client.responses import parse_error_messages, redact
 
 __all__ = [
     "API_KEY_HEADER",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -22,10 +22,10 @@ from airflow_provider_coupa_ihr.client.errors import (
     CoupaError,
     CoupaTransportError,
     error_from_response,
-    redact,
 )
 from airflow_provider_coupa_ihr.client.limiter import TokenBucket
 from airflow_provider_coupa_ihr.client.records import snake_object
+from airflow_provider_coupa_ihr.client.responses import body_preview, redact
 from airflow_provider_coupa_ihr.client.retry import Action, RetryState, parse_retry_after
 
 __all__ = [
@@ -47,8 +47,6 @@ __all__ = [
 log = logging.getLogger("airflow_provider_coupa_ihr.client")
 
 USER_AGENT = f"airflow-provider-coupa-ihr/{__version__}"
-#: Longest slice of a response body that may reach a log line.
-LOGGED_BODY_CHARS = 300
 
 T = TypeVar("T")
 
@@ -339,9 +337,3 @@ async def run_async(flow: Generator[Any, Any, T], handle: Callable[[Any], Awaita
         except BaseException:
             flow.close()
             raise
-
-
-def body_preview(body: bytes, secrets: Sequence[str]) -> str:
-    """A short, redacted slice of a body for log lines: never a whole payload, never a secret."""
-    text = body[:LOGGED_BODY_CHARS].decode("utf-8", "replace")
-    return redact(text, secrets) + ("..." if len(body) > LOGGED_BODY_CHARS else "")

@@ -35,7 +35,6 @@ from airflow_provider_coupa_ihr.client.flow import (
     Sleep,
     TransportFailure,
     Verification,
-    body_preview,
     call,
     fetch_token,
     run_sync,
@@ -440,15 +439,6 @@ def test_run_sync_closes_the_flow_when_the_handler_fails() -> None:
     with pytest.raises(KeyboardInterrupt):
         run_sync(flow(), boom)
     assert closed == [True]
-
-
-def test_body_preview_is_short_and_redacted() -> None:
-    body = (SECRET + " " + "x" * 1000).encode()
-    preview = body_preview(body, [SECRET])
-    assert SECRET not in preview
-    assert preview.startswith("***")
-    assert preview.endswith("...")
-    assert len(preview) < 320
 
 
 def test_retry_warnings_are_logged_with_method_and_path_only(caplog: pytest.LogCaptureFixture) -> None:
