@@ -2,7 +2,7 @@
 
 Coupa shows integration runs with their status (``running``, then ``successful`` or ``failed``) and the
 records written during them. ``coupa_integration_run()`` makes the block a task group with a setup task that
-opens the run and a teardown task that closes it, also when a task in the block failed; records written inside
+starts the run and a teardown task that finishes it, also when a task in the block failed; records written inside
 the block reference the run without being told.
 """
 

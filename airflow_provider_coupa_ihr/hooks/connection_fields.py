@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from airflow_provider_coupa_ihr.client.config import ClientConfig
 
-__all__ = ["CONN_FIELDS", "CONN_TYPE", "UI_BEHAVIOUR", "config_from_connection", "conn_fields_info", "read_extra"]
+__all__ = [
+    "CONN_FIELDS",
+    "CONN_TYPE",
+    "UI_BEHAVIOUR",
+    "config_from_connection",
+    "conn_fields_info",
+    "parse_extra",
+    "read_extra",
+]
 
 CONN_TYPE = "coupa"
 
@@ -118,6 +126,27 @@ def read_extra(extra: Mapping[str, Any], name: str) -> Any:
     return None
 
 
+def parse_extra(conn_id: str, raw: Mapping[str, Any] | str | None) -> Mapping[str, Any]:
+    """A connection's extra as a mapping, from the raw JSON text Airflow stores (or a mapping already parsed).
+
+    Parsed here rather than through ``extra_dejson``, which masks synchronously and can deadlock inside a
+    triggerer's event loop. Blank means no extras.
+    """
+    from airflow_provider_coupa_ihr.client.errors import CoupaConfigError
+
+    if raw is None:
+        return {}
+    value: Any = raw
+    if isinstance(raw, str):
+        try:
+            value = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            raise CoupaConfigError(f"Coupa connection {conn_id!r}: extra is not valid JSON") from None
+    if not isinstance(value, Mapping):
+        raise CoupaConfigError(f"Coupa connection {conn_id!r}: extra must be a JSON object, got {type(value).__name__}")
+    return value
+
+
 def config_from_connection(
     *,
     conn_id: str,
@@ -136,15 +165,7 @@ def config_from_connection(
     def bad(field: str, message: str) -> CoupaConfigError:
         return CoupaConfigError(f"Coupa connection {conn_id!r}: {field} {message}")
 
-    if extra is None:
-        extra = {}
-    if isinstance(extra, str):
-        try:
-            extra = json.loads(extra) if extra.strip() else {}
-        except ValueError:
-            raise bad("extra", "is not valid JSON") from None
-    if not isinstance(extra, Mapping):
-        raise bad("extra", f"must be a JSON object, got {type(extra).__name__}")
+    extra = parse_extra(conn_id, extra)
     known = {f.name for f in CONN_FIELDS} | {f"extra__{CONN_TYPE}__{f.name}" for f in CONN_FIELDS}
     unknown = sorted(k for k in extra if k not in known)
     if unknown:

@@ -6,8 +6,7 @@ questions (form fields, ``test_connection``). Every Coupa call and decision live
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -18,11 +17,15 @@ from airflow_provider_coupa_ihr.hooks.connection_fields import (
     CONN_TYPE,
     UI_BEHAVIOUR,
     config_from_connection,
+    parse_extra,
 )
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from airflow_provider_coupa_ihr.client.aio import AsyncCoupaClient
     from airflow_provider_coupa_ihr.client.config import ClientConfig
+    from airflow_provider_coupa_ihr.client.resolution import ResolutionTarget, WaitState
     from airflow_provider_coupa_ihr.client.sync import CoupaClient
 
 __all__ = ["CoupaHook"]
@@ -51,13 +54,14 @@ class CoupaHook(BaseHook):
     def __init__(self, coupa_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.coupa_conn_id = coupa_conn_id
+        self._async_client: AsyncCoupaClient | None = None
 
     # ---------------------------------------------------------------------------------------- connection
     @cached_property
     def config(self) -> ClientConfig:
         """The connection, read once and checked (a bad setting fails here, before any request)."""
         conn = self.get_connection(self.coupa_conn_id)
-        return self._config_from(conn, _extra_of(conn))
+        return self._config_from(conn, parse_extra(self.coupa_conn_id, getattr(conn, "extra", None)))
 
     def _config_from(self, conn: Any, extra: Mapping[str, Any]) -> ClientConfig:
         for value in (conn.password, extra.get("api_key"), extra.get(f"extra__{CONN_TYPE}__api_key")):
@@ -83,14 +87,31 @@ class CoupaHook(BaseHook):
     def get_conn(self) -> CoupaClient:
         return self.client
 
-    async def aget_client(self) -> AsyncCoupaClient:
-        """An async client, reading the connection without blocking the event loop (for triggers)."""
+    def close(self) -> None:
+        """Close the sync client if one was made (its pooled connections); safe to call again.
+
+        Operators and the sensor call this when their task ends; a later call on the hook makes a new client.
+        """
+        client = self.__dict__.pop("client", None)
+        if client is not None:
+            client.close()
+
+    def __enter__(self) -> CoupaHook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def aget_client(self, *, within: float | None = None) -> AsyncCoupaClient:
+        """A new async client (the caller closes it), reading the connection without blocking the event loop;
+        ``within`` cuts its timeouts and retry budget to that many seconds."""
         from airflow.providers.common.compat.connection import get_async_connection
 
         from airflow_provider_coupa_ihr.client.aio import AsyncCoupaClient
 
         conn = await get_async_connection(self.coupa_conn_id, self)
-        return AsyncCoupaClient(self._config_from(conn, _extra_of(conn)), mask_secret=mask_secret)
+        config = self._config_from(conn, parse_extra(self.coupa_conn_id, getattr(conn, "extra", None)))
+        return AsyncCoupaClient(config if within is None else config.within(within), mask_secret=mask_secret)
 
     def test_connection(self) -> tuple[bool, str]:
         """Fetch a token and make one cheap read (one record, id only). Read-only, so safe on any worker."""
@@ -136,22 +157,64 @@ class CoupaHook(BaseHook):
             "placeholders": UI_BEHAVIOUR["placeholders"],
         }
 
-    # ---------------------------------------------------------------------------------------- the calls
-    # The hook offers the client's calls directly, so DAG code reads ``hook.create_record(...)``.
+    # ---------------------------------------------------------------------------------------- records
+    # Each verb is the client's, so DAG code (and every operator) reads ``hook.create_record(...)``; what the
+    # verbs send and how they read Coupa's answers lives in the client.
     def create_record(self, *, action: str = "create", **fields: Any) -> dict[str, Any]:
+        """Write one record; ``action`` picks the IHR endpoint (``create``, ``create_alert``, ...)."""
         return self.client.create_record(action=action, **fields)
 
+    def create_alert(self, **fields: Any) -> dict[str, Any]:
+        """Write one record and alert the integration's contacts of its ``contact_alert_type``."""
+        return self.client.create_alert(**fields)
+
+    def mark_exported(self, **fields: Any) -> dict[str, Any]:
+        """Write one record and mark its document exported in Coupa."""
+        return self.client.mark_exported(**fields)
+
+    def create_alert_and_mark_exported(self, **fields: Any) -> dict[str, Any]:
+        """Write one record, alert the contacts and mark the document exported."""
+        return self.client.create_alert_and_mark_exported(**fields)
+
+    def acknowledge(self, **fields: Any) -> dict[str, Any]:
+        """Write one record acknowledging receipt of the document."""
+        return self.client.acknowledge(**fields)
+
+    def create_record_within(self, seconds: float | None, *, action: str = "create", **fields: Any) -> dict[str, Any]:
+        """Write one record on a client of its own whose timeouts and retry budget are cut to ``seconds``.
+
+        For callers that must not hold Airflow up (the notifier, the listener), which run this in a thread they
+        stop waiting for: the bound makes the abandoned call end soon after too. ``None``: the connection's own.
+        """
+        from airflow_provider_coupa_ihr.client.sync import CoupaClient
+
+        config = self.config if seconds is None else self.config.within(seconds)
+        with CoupaClient(config, mask_secret=mask_secret) as client:
+            return client.create_record(action=action, **fields)
+
+    async def acreate_record_within(
+        self, seconds: float | None, *, action: str = "create", **fields: Any
+    ) -> dict[str, Any]:
+        """:meth:`create_record_within` from an event loop (the connection read without blocking it)."""
+        client = await self.aget_client(within=seconds)
+        async with client:
+            return await client.create_record(action=action, **fields)
+
+    def validate_record(self, *, action: str = "create", **fields: Any) -> dict[str, Any]:
+        """What :meth:`create_record` would send, sending nothing; raises what it would raise (bad input)."""
+        return self.client.validate_record(action=action, **fields)
+
+    def find_existing_record(self, since: float, **fields: Any) -> dict[str, Any] | None:
+        """The record ``fields`` describe if one was written since ``since`` (epoch s): for a retried task."""
+        return self.client.find_existing_record(since, **fields)
+
     def get_record(self, record_id: int, *, fields: Sequence[Any] | None = None) -> dict[str, Any]:
+        """One record by id (trimmed to ``fields`` when given)."""
         return self.client.get_record(record_id, fields=fields)
 
-    def update_record(self, record_id: int, **fields: Any) -> dict[str, Any]:
+    def update_record(self, record_id: Any, **fields: Any) -> dict[str, Any]:
+        """Change fields of one record (``resolved`` excepted: see :meth:`resolve`)."""
         return self.client.update_record(record_id, **fields)
-
-    def resolve(self, record_id: int) -> dict[str, Any]:
-        return self.client.resolve(record_id)
-
-    def unresolve(self, record_id: int) -> dict[str, Any]:
-        return self.client.unresolve(record_id)
 
     def query_records(
         self,
@@ -162,31 +225,113 @@ class CoupaHook(BaseHook):
         direction: str = "asc",
         max_records: int | None = None,
     ) -> Iterator[dict[str, Any]]:
+        """Every record matching ``filters`` (Coupa's syntax), page by page in constant memory."""
         return self.client.query_records(
             filters, fields=fields, order_by=order_by, direction=direction, max_records=max_records
         )
 
+    # ---------------------------------------------------------------------------------------- resolving
+    def resolve(self, record_id: Any) -> dict[str, Any]:
+        """Mark one record resolved."""
+        return self.client.resolve(record_id)
+
+    def unresolve(self, record_id: Any) -> dict[str, Any]:
+        """Mark one record unresolved again."""
+        return self.client.unresolve(record_id)
+
+    def resolve_records(self, record_ids: Any, *, exclude: Any = ()) -> list[dict[str, Any]]:
+        """Resolve records by id (a list, one id, or text such as ``"7, 8"``), every id checked first."""
+        return self.client.resolve_records(record_ids, exclude=exclude)
+
+    def unresolve_records(self, record_ids: Any, *, exclude: Any = ()) -> list[dict[str, Any]]:
+        """Mark records unresolved again by id, every id checked first."""
+        return self.client.unresolve_records(record_ids, exclude=exclude)
+
+    def resolve_matching(
+        self, filters: Mapping[str, Any] | None, *, exclude: Any = (), max_records: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Resolve every unresolved record matching ``filters`` but those in ``exclude``."""
+        return self.client.resolve_matching(filters, exclude=exclude, max_records=max_records)
+
+    def unresolve_matching(
+        self, filters: Mapping[str, Any] | None, *, exclude: Any = (), max_records: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Mark every resolved record matching ``filters`` unresolved again, but those in ``exclude``."""
+        return self.client.unresolve_matching(filters, exclude=exclude, max_records=max_records)
+
+    # ---------------------------------------------------------------------------------------- batches
+    def plan_records(
+        self, items: Any, *, defaults: Mapping[str, Any] | None = None, action: str = "create"
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """``(action, fields)`` per item, every item checked before anything is sent (all problems at once)."""
+        return self.client.plan_records(items, defaults=defaults, action=action)
+
+    def find_existing_records(self, items: Sequence[Mapping[str, Any]], since: float) -> dict[int, int]:
+        """Item index -> id of the record an earlier try wrote for it since ``since`` (epoch s)."""
+        return self.client.find_existing_records(items, since)
+
+    def create_records(
+        self,
+        planned: Sequence[tuple[str, Mapping[str, Any]]],
+        *,
+        max_workers: int = 8,
+        skip: Collection[int] = (),
+        on_outcome: Callable[[dict[str, Any]], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Write planned records on ``max_workers`` threads under the connection's rate limit; one outcome each."""
+        return self.client.create_records(planned, max_workers=max_workers, skip=skip, on_outcome=on_outcome)
+
+    # ---------------------------------------------------------------------------------------- waiting
+    def check_resolution(self, target: ResolutionTarget, *, since: datetime | None = None) -> WaitState:
+        """One check of a wait for records to be resolved (the sensor's poke)."""
+        return self.client.check_resolution(target, since=since)
+
+    async def acheck_resolution(self, target: ResolutionTarget, *, since: datetime | None = None) -> WaitState:
+        """One check from an event loop (the trigger's poll), on an async client kept until :meth:`aclose`."""
+        if self._async_client is None:
+            self._async_client = await self.aget_client()
+        return await self._async_client.check_resolution(target, since=since)
+
+    async def aclose(self) -> None:
+        """Let go of the async client :meth:`acheck_resolution` made, if any; safe to call again."""
+        client, self._async_client = self._async_client, None
+        if client is not None:
+            await client.aclose()
+
+    # ---------------------------------------------------------------------------------------- integration runs
+    def start_run(self, integration: str, *, total_records: Any = None) -> dict[str, Any]:
+        """Create a run of ``integration`` (its code) and mark it running."""
+        _check_transition(1, "run", total_records=total_records)
+        return self.client.start_run(integration, total_records=total_records)
+
+    def finish_run(self, run_id: Any, *, records_processed: Any = None, action: str = "success") -> dict[str, Any]:
+        """End a run as successful (``action`` ``success`` or ``finish``); one already so is left as it is."""
+        _check_transition(run_id, action, records_processed=records_processed)
+        return self.client.finish_run(run_id, records_processed=records_processed, action=action)
+
+    def fail_run(self, run_id: Any, *, records_processed: Any = None) -> dict[str, Any]:
+        """End a run as failed; one already failed is left as it is."""
+        _check_transition(run_id, "fail", records_processed=records_processed)
+        return self.client.fail_run(run_id, records_processed=records_processed)
+
+    def get_run(self, run_id: Any) -> dict[str, Any]:
+        """One integration run by id."""
+        return self.client.get_run(run_id)
+
     def create_run(self, integration: str, **fields: Any) -> dict[str, Any]:
+        """Create a run of ``integration`` (its code); it starts ``pending``."""
         return self.client.create_run(integration, **fields)
 
-    def run_transition(self, run_id: int, action: str, **fields: Any) -> dict[str, Any]:
+    def run_transition(self, run_id: Any, action: str, **fields: Any) -> dict[str, Any]:
+        """Move a run (``run``, ``pause``, ``pending``, ``success``, ``finish``, ``fail``)."""
         return self.client.run_transition(run_id, action, **fields)
 
 
-def _extra_of(conn: Any) -> Mapping[str, Any]:
-    """The extra as a dict, parsed from the raw string (``extra_dejson`` masks synchronously, which can deadlock
-    inside a triggerer's event loop). A malformed extra is left to ``config_from_connection`` to report."""
-    raw = getattr(conn, "extra", None)
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError:
-        from airflow_provider_coupa_ihr.client.errors import CoupaConfigError
+def _check_transition(run_id: Any, action: str, **fields: Any) -> None:
+    """Build (and so check) a run transition before a verb sends anything before it.
 
-        raise CoupaConfigError(f"Coupa connection {conn.conn_id!r}: extra is not valid JSON") from None
-    if not isinstance(value, Mapping):
-        from airflow_provider_coupa_ihr.client.errors import CoupaConfigError
+    Needed while the client's run verbs send a first request before building their last one; pure, sends nothing.
+    """
+    from airflow_provider_coupa_ihr.client import operations as ops
 
-        raise CoupaConfigError(f"Coupa connection {conn.conn_id!r}: extra must be a JSON object")
-    return value
+    ops.run_transition(run_id, action, **fields)

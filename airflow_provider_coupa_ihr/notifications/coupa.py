@@ -22,8 +22,9 @@ from airflow_provider_coupa_ihr.notifications.outcome import (
     clean_text,
     outcome_from_context,
 )
+from airflow_provider_coupa_ihr.operators.base import merge_extra_fields
 
-__all__ = ["DEFAULT_TIMEOUT", "CoupaNotifier", "create_record_within", "outcome_request", "send_coupa_notification"]
+__all__ = ["DEFAULT_TIMEOUT", "CoupaNotifier", "create_record_or_time_out", "outcome_request"]
 
 #: Seconds a notification may take, Coupa's retries included (``timeout=None`` leaves only the connection's
 #: own retry budget, up to 2 minutes by default).
@@ -167,7 +168,7 @@ class CoupaNotifier(BaseNotifier):
         """Write the record (sync: task callbacks, DAG callbacks). Logs a warning instead of raising."""
         try:
             action, fields = self.record_request(context)
-            record = send_coupa_notification(self.coupa_conn_id, action, fields, timeout=self.timeout)
+            record = create_record_or_time_out(self.coupa_conn_id, action, fields, timeout=self.timeout)
         except Exception as exc:
             self.log.warning("Coupa notification not sent: %s", exc)
             return
@@ -188,10 +189,10 @@ class CoupaNotifier(BaseNotifier):
 
         try:
             action, fields = self.record_request(context)
-            client = await CoupaHook(coupa_conn_id=self.coupa_conn_id).aget_client()
-            async with client:
-                call = client.create_record(action=action, **fields)
-                record = await (asyncio.wait_for(call, self.timeout) if self.timeout else call)
+            call = CoupaHook(coupa_conn_id=self.coupa_conn_id).acreate_record_within(
+                self.timeout, action=action, **fields
+            )
+            record = await (asyncio.wait_for(call, self.timeout) if self.timeout else call)
         except Exception as exc:
             self.log.warning("Coupa notification not sent: %s", exc)
             return
@@ -237,47 +238,28 @@ def outcome_request(
             }
         ],
     }
-    for key, value in (extra_fields or {}).items():
-        if fields.get(key) is not None:
-            raise ValueError(f"extra_fields repeats {key!r}, already given as an argument")
-        fields[key] = value
-    return action, {k: v for k, v in fields.items() if v is not None}
+    merged = merge_extra_fields(fields, extra_fields)
+    return action, {k: v for k, v in merged.items() if v is not None}
 
 
-def send_coupa_notification(
+def create_record_or_time_out(
     coupa_conn_id: str, action: str, fields: Mapping[str, Any], *, timeout: float | None
 ) -> dict[str, Any]:
-    """Create one record through ``coupa_conn_id``, waiting at most ``timeout`` seconds (retries included).
+    """Create one record through ``coupa_conn_id``, or raise ``TimeoutError`` after ``timeout`` seconds.
 
-    Raises what the client raises (its messages carry no secrets), or ``TimeoutError``; callers turn both into
-    warnings.
+    The call runs in a thread the caller stops waiting for (:func:`.outcome.call_within`), on a client whose own
+    timeouts and retry budget are cut to the same bound, so the abandoned thread ends soon after too. Raises
+    what the client raises (its messages carry no secrets); callers turn both into warnings.
     """
+    from airflow_provider_coupa_ihr.hooks.coupa import CoupaHook
     from airflow_provider_coupa_ihr.notifications.outcome import call_within
 
+    def create() -> dict[str, Any]:
+        return CoupaHook(coupa_conn_id=coupa_conn_id).create_record_within(timeout, action=action, **fields)
+
     if timeout is None:
-        return create_record_within(coupa_conn_id, action, fields, timeout=None)
-    return call_within(
-        timeout,
-        lambda: create_record_within(coupa_conn_id, action, fields, timeout=timeout),
-        name=f"coupa-notify-{coupa_conn_id}",
-    )
-
-
-def create_record_within(
-    coupa_conn_id: str, action: str, fields: Mapping[str, Any], *, timeout: float | None
-) -> dict[str, Any]:
-    """Create one record with the client's timeouts and retry budget cut to ``timeout`` (in this thread)."""
-    from airflow.providers.common.compat.sdk import mask_secret
-
-    from airflow_provider_coupa_ihr.client.sync import CoupaClient
-    from airflow_provider_coupa_ihr.hooks.coupa import CoupaHook
-    from airflow_provider_coupa_ihr.notifications.outcome import bounded_config
-
-    config = CoupaHook(coupa_conn_id=coupa_conn_id).config
-    if timeout is not None:
-        config = bounded_config(config, timeout)
-    with CoupaClient(config, mask_secret=mask_secret) as client:
-        return client.create_record(action=action, **fields)
+        return create()
+    return call_within(timeout, create, name=f"coupa-notify-{coupa_conn_id}")
 
 
 def _blank_to_none(value: Any) -> Any:

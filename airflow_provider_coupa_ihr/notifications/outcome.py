@@ -9,8 +9,8 @@ Two promises hold for everything here, because it runs while Airflow is finishin
 - **Nothing is raised into Airflow.** Callers catch every error and log it as a warning; a Coupa outage must not
   turn a succeeded task into a failed one, nor hide the real error of a failed one.
 - **Time is bounded.** :func:`call_within` runs the Coupa call in a daemon thread and stops waiting after a set
-  number of seconds; :func:`bounded_config` shortens the client's own timeouts and retry budget to the same
-  bound, so the abandoned thread ends soon after as well.
+  number of seconds; the call itself runs on a client whose timeouts and retry budget are cut to the same bound
+  (``CoupaHook.create_record_within``), so the abandoned thread ends soon after as well.
 
 Text sent to Coupa is cut to Coupa's limits (``response-code`` is a string(255); ``response-message`` is a
 ``text`` column with no documented limit, which we cap at :data:`MAX_RESPONSE_MESSAGE_CHARS`) and passed through
@@ -19,20 +19,15 @@ Airflow's secrets masker first: an exception message can quote a connection URI 
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
-
-if TYPE_CHECKING:
-    from airflow_provider_coupa_ihr.client.config import ClientConfig
+from typing import Any, TypeVar
 
 __all__ = [
     "MAX_RESPONSE_CODE_CHARS",
     "MAX_RESPONSE_MESSAGE_CHARS",
     "Outcome",
-    "bounded_config",
     "call_within",
     "clean_text",
     "outcome_from_context",
@@ -179,32 +174,11 @@ def outcome_from_context(context: Mapping[str, Any], outcome: str = "auto") -> O
     )
 
 
-def bounded_config(config: ClientConfig, seconds: float) -> ClientConfig:
-    """``config`` with its timeouts and retry budget cut to ``seconds``, so one call cannot outlast the bound.
-
-    Retries stay allowed inside the bound (a 429 with a short ``Retry-After`` is still honoured); a
-    ``Retry-After`` longer than the bound ends the call at once.
-    """
-    retry = config.retry
-    bounded_retry = dataclasses.replace(
-        retry,
-        max_elapsed=min(retry.max_elapsed, seconds),
-        max_retry_after=min(retry.max_retry_after, seconds),
-        token_settle=min(retry.token_settle, seconds),
-    )
-    return dataclasses.replace(
-        config,
-        connect_timeout=min(config.connect_timeout, seconds),
-        read_timeout=min(config.read_timeout, seconds),
-        retry=bounded_retry,
-    )
-
-
 def call_within(seconds: float, fn: Callable[[], T], *, name: str = "coupa-log") -> T:
     """``fn()``, waited for at most ``seconds``; raises :class:`TimeoutError` when it takes longer.
 
     ``fn`` runs in a daemon thread, so a Coupa that never answers costs the caller ``seconds`` and nothing more:
-    the thread is left behind (its client timeouts end it soon after, see :func:`bounded_config`) and does not
+    the thread is left behind (its client timeouts end it soon after, see ``ClientConfig.within``) and does not
     keep the process alive at exit. Exceptions from ``fn`` are re-raised in the caller.
     """
     box: dict[str, Any] = {}

@@ -24,7 +24,7 @@ _WHERE = {
     "CoupaBulkCreateRecordsOperator": "bulk",
     "CoupaStartIntegrationRunOperator": "runs",
     "CoupaFinishIntegrationRunOperator": "runs",
-    "CoupaCloseIntegrationRunOperator": "lifecycle",
+    "CoupaFinishIntegrationRunAfterTasksOperator": "lifecycle",
     "coupa_integration_run": "lifecycle",
 }
 

@@ -21,10 +21,9 @@ from airflow.providers.common.compat.sdk import (
 )
 
 if TYPE_CHECKING:
-    from airflow_provider_coupa_ihr.client.sync import CoupaClient
     from airflow_provider_coupa_ihr.hooks.coupa import CoupaHook
 
-__all__ = ["LINK_XCOM_KEY", "CoupaBaseOperator", "CoupaRecordLink", "coupa_errors", "record_summary"]
+__all__ = ["LINK_XCOM_KEY", "CoupaBaseOperator", "CoupaRecordLink", "coupa_errors", "merge_extra_fields"]
 
 #: The XCom key under which an operator leaves the Coupa page its link opens.
 LINK_XCOM_KEY = "coupa_link"
@@ -67,29 +66,19 @@ def coupa_errors() -> Iterator[None]:
         raise AirflowFailException(str(exc)) from exc
 
 
-def record_summary(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The plain-JSON XCom of a record: what downstream tasks branch on, nothing large, nothing secret."""
-    if record is None:
-        return None
-    integration = record.get("integration") or {}
-    responses = record.get("responses") or []
-    return {
-        "id": record.get("id"),
-        "status": record.get("status"),
-        "document_type": record.get("document_type"),
-        "document_id": record.get("document_id"),
-        "external_id": record.get("external_id"),
-        "contact_alert_type": record.get("contact_alert_type"),
-        "resolved": record.get("resolved"),
-        "integration": integration.get("code") if isinstance(integration, Mapping) else None,
-        "integration_run_id": record.get("integration_run_id"),
-        "created_at": record.get("created_at"),
-        "responses": [
-            {"response_code": r.get("response_code"), "response_message": r.get("response_message")}
-            for r in responses
-            if isinstance(r, Mapping)
-        ],
-    }
+def merge_extra_fields(fields: Mapping[str, Any], extra_fields: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``fields`` with ``extra_fields`` added; an extra field that repeats a field given (not None) is refused.
+
+    Shared by the record operators and the notifier (and so the listener): a DAG author passing ``status`` both
+    ways would otherwise see one of them silently win.
+    """
+    extra = dict(extra_fields or {})
+    clash = sorted(set(extra) & {k for k, v in fields.items() if v is not None})
+    if clash:
+        from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
+
+        raise CoupaValidationError([f"extra_fields repeats {clash}, already given as arguments"])
+    return {**fields, **extra}
 
 
 def record_page_url(base_url: str, document_type: str | None) -> str:
@@ -125,9 +114,15 @@ class CoupaBaseOperator(BaseOperator):
 
         return CoupaHook(coupa_conn_id=self.coupa_conn_id)
 
-    @property
-    def client(self) -> CoupaClient:
-        return self.hook.client
+    @contextmanager
+    def calling_coupa(self) -> Iterator[CoupaHook]:
+        """The hook for one ``execute``: client errors in Airflow's vocabulary (see :func:`coupa_errors`), and
+        the hook's client closed when the task is done with it, whatever happened."""
+        try:
+            with coupa_errors():
+                yield self.hook
+        finally:
+            self.hook.close()
 
     def push_link(self, context: Mapping[str, Any], document_type: str | None) -> None:
         """Leave the Coupa page for this task's link (pushed before returning, so it shows even on failure)."""
@@ -139,9 +134,11 @@ class CoupaBaseOperator(BaseOperator):
 
         On a retry, operators look for what an earlier try may have written since then before writing again.
         """
+        from airflow_provider_coupa_ihr.client.values import CLOCK_SKEW_SECONDS
+
         ti = context["ti"]
         if int(getattr(ti, "try_number", 1) or 1) <= 1:
             return None
         dag_run = context.get("dag_run")
         started = getattr(dag_run, "start_date", None) or getattr(ti, "start_date", None)
-        return started.timestamp() - 60 if isinstance(started, datetime) else None
+        return started.timestamp() - CLOCK_SKEW_SECONDS if isinstance(started, datetime) else None

@@ -8,20 +8,14 @@ the client. A retried task first finds the records an earlier try wrote and writ
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
-from airflow_provider_coupa_ihr.operators.base import CoupaBaseOperator, coupa_errors
-
-if TYPE_CHECKING:
-    from airflow_provider_coupa_ihr.client.sync import CoupaClient
+from airflow_provider_coupa_ihr.operators.base import CoupaBaseOperator
 
 __all__ = ["BulkProgress", "CoupaBulkCreateRecordsOperator"]
 
@@ -89,124 +83,35 @@ class CoupaBulkCreateRecordsOperator(CoupaBaseOperator):
 
     # ------------------------------------------------------------------------------------------ steps
     def execute(self, context: Any) -> dict[str, Any]:
-        with coupa_errors():
-            writes = self._validated_writes()
-            self.push_link(context, self.defaults.get("document_type") or _first(writes, "document_type"))
-            outcomes: list[dict[str, Any] | None] = [None] * len(writes)
+        with self.calling_coupa() as hook:
+            planned = hook.plan_records(self.items, defaults=self.defaults, action=self.action)
+            self.push_link(context, self.defaults.get("document_type") or _first(planned, "document_type"))
+            present: dict[int, int] = {}
             since = self.first_try_started(context)
             if since is not None:
-                for index, record_id in self._already_present(writes, since).items():
-                    outcomes[index] = {"index": index, "status": "already_present", "id": record_id}
-                present = sum(1 for o in outcomes if o)
-                self.log.info("Retry: %d of %d records were written by an earlier try", present, len(writes))
-            todo = [i for i, o in enumerate(outcomes) if o is None]
-            self._write_all(writes, todo, outcomes)
-        return self._finish([o for o in outcomes if o is not None])
+                present = hook.find_existing_records([fields for _, fields in planned], since)
+                self.log.info("Retry: %d of %d records were written by an earlier try", len(present), len(planned))
+            progress = BulkProgress(total=len(planned) - len(present), started=time.monotonic())
+            written = hook.create_records(
+                planned, max_workers=self.max_workers, skip=present.keys(), on_outcome=self._progress_logger(progress)
+            )
+            self.log.info("Coupa bulk %s finished: %s", self.action, progress.line(time.monotonic()))
+        already = [{"index": i, "status": "already_present", "id": record_id} for i, record_id in present.items()]
+        return self._finish(sorted([*already, *written], key=lambda o: int(o["index"])))
 
-    def _validated_writes(self) -> list[tuple[str, dict[str, Any]]]:
-        """(action, fields) per item, every item checked before anything is sent; all problems reported at once."""
-        from airflow_provider_coupa_ihr.client.errors import CoupaError, CoupaValidationError
-        from airflow_provider_coupa_ihr.client.operations import RECORD_ACTIONS
-        from airflow_provider_coupa_ihr.client.payloads import build_payload
-
-        items = self.items
-        if isinstance(items, Mapping) or not isinstance(items, Iterable) or isinstance(items, (str, bytes)):
-            raise CoupaValidationError([f"items must be a list of dicts of record fields, got {type(items).__name__}"])
-        writes: list[tuple[str, dict[str, Any]]] = []
-        problems: list[str] = []
-        types = self.hook.config.extra_document_types
-        for index, item in enumerate(items):
-            if not isinstance(item, Mapping):
-                problems.append(f"item {index}: must be a dict of record fields, got {type(item).__name__}")
-                continue
-            fields = {**self.defaults, **item}
-            action = str(fields.pop("action", self.action))
-            try:
-                if action not in RECORD_ACTIONS:
-                    raise CoupaValidationError([f"action must be one of {', '.join(RECORD_ACTIONS)}, got {action!r}"])
-                build_payload(fields, extra_document_types=types)
-            except CoupaError as exc:
-                problems.extend(f"item {index}: {p}" for p in getattr(exc, "problems", [str(exc)]))
-            writes.append((action, fields))
-        if problems:
-            shown = problems[:20] + ([f"... and {len(problems) - 20} more"] if len(problems) > 20 else [])
-            raise CoupaValidationError(shown, what="batch (nothing was sent)")
-        return writes
-
-    def _already_present(self, writes: Sequence[tuple[str, dict[str, Any]]], since: float) -> dict[int, int]:
-        """Item index -> id of the record an earlier try wrote for it (each stored record matches one item)."""
-        from airflow_provider_coupa_ihr.client.operations import is_same_write
-        from airflow_provider_coupa_ihr.client.payloads import build_payload
-        from airflow_provider_coupa_ihr.client.records import to_python_keys
-
-        sent = [to_python_keys(build_payload(fields)) for _, fields in writes]
-        by_type: dict[str, set[int]] = defaultdict(set)
-        for fields in sent:
-            by_type[fields["document_type"]].add(int(fields["document_id"]))
-        stored: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
-        since_iso = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(since))
-        for document_type, ids in by_type.items():
-            ordered = sorted(ids)
-            for start in range(0, len(ordered), 50):
-                filters = {
-                    "document_type": document_type,
-                    "document_id[in]": ordered[start : start + 50],
-                    "created_at[gt_or_eq]": since_iso,
-                }
-                for record in self.client.query_records(filters):
-                    stored[(document_type, int(record["document_id"]))].append(record)
-        found: dict[int, int] = {}
-        for index, fields in enumerate(sent):
-            candidates = stored.get((fields["document_type"], int(fields["document_id"])), [])
-            match = next((r for r in candidates if is_same_write(r, fields)), None)
-            if match is not None:
-                candidates.remove(match)
-                found[index] = int(match["id"])
-        return found
-
-    def _write_all(
-        self, writes: Sequence[tuple[str, dict[str, Any]]], todo: list[int], outcomes: list[dict[str, Any] | None]
-    ) -> None:
-        from airflow_provider_coupa_ihr.client.errors import CoupaError
-        from airflow_provider_coupa_ihr.client.sync import CoupaClient
-
-        config = self.hook.config
-        local = threading.local()
-
-        def client() -> CoupaClient:
-            if not hasattr(local, "client"):
-                from airflow.providers.common.compat.sdk import mask_secret
-
-                local.client = CoupaClient(config, mask_secret=mask_secret)
-            return local.client  # type: ignore[no-any-return]
-
-        def write(index: int) -> dict[str, Any]:
-            action, fields = writes[index]
-            try:
-                record = client().create_record(action=action, **fields)
-            except CoupaError as exc:
-                return {"index": index, "status": "failed", "id": None, "error": str(exc), "retryable": exc.retryable}
-            return {"index": index, "status": "created", "id": record["id"]}
-
-        progress = BulkProgress(total=len(todo), started=time.monotonic())
+    def _progress_logger(self, progress: BulkProgress) -> Callable[[dict[str, Any]], None]:
+        """Counts each outcome as it comes and logs a progress line every ``progress_interval`` seconds."""
         next_log = progress.started + self.progress_interval
-        with ThreadPoolExecutor(
-            max_workers=min(self.max_workers, max(1, len(todo))), thread_name_prefix="coupa"
-        ) as pool:
-            pending: set[Future[dict[str, Any]]] = {pool.submit(write, i) for i in todo}
-            while pending:
-                finished, pending = wait(
-                    pending, timeout=max(0.1, next_log - time.monotonic()), return_when=FIRST_COMPLETED
-                )
-                for future in finished:
-                    outcome = future.result()
-                    outcomes[outcome["index"]] = outcome
-                    progress.done += 1
-                    progress.failed += outcome["status"] == "failed"
-                if time.monotonic() >= next_log:
-                    self.log.info("Coupa bulk %s: %s", self.action, progress.line(time.monotonic()))
-                    next_log = time.monotonic() + self.progress_interval
-        self.log.info("Coupa bulk %s finished: %s", self.action, progress.line(time.monotonic()))
+
+        def count(outcome: dict[str, Any]) -> None:
+            nonlocal next_log
+            progress.done += 1
+            progress.failed += outcome["status"] == "failed"
+            if time.monotonic() >= next_log:
+                self.log.info("Coupa bulk %s: %s", self.action, progress.line(time.monotonic()))
+                next_log = time.monotonic() + self.progress_interval
+
+        return count
 
     def _finish(self, outcomes: list[dict[str, Any]]) -> dict[str, Any]:
         failed = [o for o in outcomes if o["status"] == "failed"]

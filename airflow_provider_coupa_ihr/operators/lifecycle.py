@@ -10,19 +10,19 @@
 
 Why this shape: Airflow's setup and teardown tasks are made for "acquire, work, release". The ``start`` task
 (a setup) creates the run in Coupa and marks it running; the ``finish`` task (a teardown) runs once everything
-in the group is done, **also when tasks failed**, and closes the run as ``successful`` or ``failed``. Airflow
+in the group is done, **also when tasks failed**, and finishes the run as ``successful`` or ``failed``. Airflow
 then gives the lifecycle for free what hand-wired trigger rules do not:
 
 - the teardown is left out when Airflow decides the DAG run's state, so the DAG run fails exactly when work
-  failed (a closing task that succeeds does not turn a failed run green);
-- clearing a failed task re-runs its setup and teardown, so a re-run opens a new Coupa run and closes it;
+  failed (a finishing task that succeeds does not turn a failed run green);
+- clearing a failed task re-runs its setup and teardown, so a re-run starts a new Coupa run and finishes it;
 - ``group >> next_task`` waits for the work, not for the bookkeeping.
 
 How ``finish`` knows whether anything failed: it asks Airflow for the states of the group's tasks in this DAG
 run. On Airflow 3 tasks have no database access, so it uses the Task SDK's ``RuntimeTaskInstance.
 get_task_states`` (served by the API server); on Airflow 2 it reads the DAG run's task instances from the
 database. A DAG-level callback would be the other natural shape, but on Airflow 3 DAG callbacks run in the DAG
-processor, away from the task that knows the run id, and they are not retried; two trigger-rule closing tasks
+processor, away from the task that knows the run id, and they are not retried; two trigger-rule finishing tasks
 (``CoupaFinishIntegrationRunOperator`` with ``all_success`` and ``one_failed``) work on both lines too, but
 leave a skipped task behind and decide the DAG run's state through whichever of them is a leaf.
 """
@@ -38,7 +38,7 @@ from airflow_provider_coupa_ihr.operators.runs import (
 )
 
 __all__ = [
-    "CoupaCloseIntegrationRunOperator",
+    "CoupaFinishIntegrationRunAfterTasksOperator",
     "CoupaIntegrationRun",
     "coupa_integration_run",
     "enclosing_run_id",
@@ -74,8 +74,8 @@ def _text(state: Any) -> str:
     return str(getattr(state, "value", state) or "")
 
 
-class CoupaCloseIntegrationRunOperator(CoupaFinishIntegrationRunOperator):
-    """Close an integration run as ``fail`` when any of ``watched_task_ids`` failed, else as ``success``.
+class CoupaFinishIntegrationRunAfterTasksOperator(CoupaFinishIntegrationRunOperator):
+    """Finish an integration run as ``fail`` when any of ``watched_task_ids`` failed, else as ``success``.
 
     The teardown of :func:`coupa_integration_run`; usable on its own as a teardown (or with trigger rule
     ``all_done``) after tasks you name. Safe to retry, like its parent.
@@ -91,7 +91,7 @@ class CoupaCloseIntegrationRunOperator(CoupaFinishIntegrationRunOperator):
         failed = failed_task_ids(context, self.watched_task_ids)
         self.outcome = "fail" if failed else "success"
         if failed:
-            self.log.info("Closing the Coupa run as failed: %s did not succeed", ", ".join(failed[:20]))
+            self.log.info("Finishing the Coupa run as failed: %s did not succeed", ", ".join(failed[:20]))
         return super().execute(context)
 
 
@@ -110,7 +110,7 @@ class CoupaIntegrationRun:
         coupa_conn_id: str = "coupa_default",
         total_records: int | str | None = None,
         records_processed: int | str | None = None,
-        fail_dag_run_if_close_fails: bool = False,
+        fail_dag_run_if_finish_fails: bool = False,
         attach_records: bool = True,
         prefix_group_id: bool = True,
         tooltip: str = "",
@@ -121,7 +121,7 @@ class CoupaIntegrationRun:
         self.coupa_conn_id = coupa_conn_id
         self.total_records = total_records
         self.records_processed = records_processed
-        self.fail_dag_run_if_close_fails = fail_dag_run_if_close_fails
+        self.fail_dag_run_if_finish_fails = fail_dag_run_if_finish_fails
         self.attach_records = attach_records
         self.group = TaskGroup(
             group_id=group_id,
@@ -130,7 +130,7 @@ class CoupaIntegrationRun:
         )
         self._names = ("start", "finish") if prefix_group_id else (f"{group_id}_start", f"{group_id}_finish")
         self.start: CoupaStartIntegrationRunOperator | None = None
-        self.finish: CoupaCloseIntegrationRunOperator | None = None
+        self.finish: CoupaFinishIntegrationRunAfterTasksOperator | None = None
 
     @property
     def start_task_id(self) -> str:
@@ -162,14 +162,14 @@ class CoupaIntegrationRun:
         assert self.start is not None
         work = [t for t in self.group if t is not self.start]
         ids = {t.task_id for t in work}
-        self.finish = CoupaCloseIntegrationRunOperator(
+        self.finish = CoupaFinishIntegrationRunAfterTasksOperator(
             task_id=self._names[1],
             run_id=self.run_id,
             watched_task_ids=sorted(ids),
             records_processed=self.records_processed,
             coupa_conn_id=self.coupa_conn_id,
         )
-        self.finish.as_teardown(setups=self.start, on_failure_fail_dagrun=self.fail_dag_run_if_close_fails)
+        self.finish.as_teardown(setups=self.start, on_failure_fail_dagrun=self.fail_dag_run_if_finish_fails)
         for task in work:
             if not (set(task.upstream_task_ids) & ids):
                 self.start >> task
@@ -210,13 +210,13 @@ class CoupaIntegrationRun:
 def coupa_integration_run(integration: str, **kwargs: Any) -> CoupaIntegrationRun:
     """Run the tasks of a ``with`` block inside one Coupa integration run of ``integration`` (its code).
 
-    ``start`` creates the run and marks it running before any task of the block; ``finish`` closes it as
+    ``start`` creates the run and marks it running before any task of the block; ``finish`` finishes it as
     ``successful`` when every task in the block succeeded (or was skipped) and as ``failed`` otherwise, and
     runs even when tasks failed. Coupa record operators in the block that name no ``integration_run`` get
     ``run.run_id`` (turn off with ``attach_records=False``), and so do ``CoupaNotifier`` callbacks and the
     Coupa listener for tasks in the block. Options: ``group_id`` (``coupa_run``), ``coupa_conn_id``,
-    ``total_records``, ``records_processed`` (templated), ``fail_dag_run_if_close_fails`` (default False:
-    like any teardown, a failed close leaves the DAG run's state to the work), ``prefix_group_id``, ``tooltip``.
+    ``total_records``, ``records_processed`` (templated), ``fail_dag_run_if_finish_fails`` (default False:
+    like any teardown, a failed finish leaves the DAG run's state to the work), ``prefix_group_id``, ``tooltip``.
     If ``start`` fails (Coupa unreachable after its retries), the block's tasks do not run.
     """
     return CoupaIntegrationRun(integration, **kwargs)

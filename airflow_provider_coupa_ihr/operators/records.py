@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from airflow_provider_coupa_ihr.operators.base import CoupaBaseOperator, coupa_errors, record_summary
+from airflow_provider_coupa_ihr.operators.base import CoupaBaseOperator, merge_extra_fields
 
 __all__ = [
     "CoupaAcknowledgeOperator",
@@ -109,32 +109,26 @@ class CoupaCreateRecordOperator(CoupaBaseOperator):
             "document_status": self.document_status,
             "document_revision": self.document_revision,
         }
-        clash = sorted(set(self.extra_fields) & {k for k, v in fields.items() if v is not None})
-        if clash:
-            from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
-
-            raise CoupaValidationError([f"extra_fields repeats {clash}, already given as arguments"])
-        return {**fields, **self.extra_fields}
+        return merge_extra_fields(fields, self.extra_fields)
 
     def execute(self, context: Any) -> dict[str, Any] | None:
-        with coupa_errors():
+        with self.calling_coupa() as hook:
             fields = self.record_fields()
-            client = self.client
+            # Everything this task will send is checked before its first request: resolving earlier records
+            # and then refusing the record itself would leave Coupa changed by a task that failed on its input.
+            hook.validate_record(action=self.action, **fields)
+            earlier = {"document_type": self.document_type, "document_id": self.document_id}
             self.push_link(context, self.document_type)
             existing = None
             since = self.first_try_started(context)
             if since is not None:
-                existing = client.find_existing_record(since, **fields)
+                existing = hook.find_existing_record(since, **fields)
                 if existing is not None:
                     self.log.info("Record %s was written by an earlier try; not writing it again", existing["id"])
             if self.resolve_previous:
-                resolved = resolve_matching(
-                    client,
-                    {"document_type": self.document_type, "document_id": self.document_id, "resolved": False},
-                    exclude={existing["id"]} if existing else set(),
-                )
+                resolved = hook.resolve_matching(earlier, exclude=[existing["id"]] if existing else [])
                 self.log.info("Resolved %d earlier unresolved record(s) of this document", len(resolved))
-            record = existing or client.create_record(action=self.action, **fields)
+            record = existing or hook.create_record(action=self.action, **fields)
             self.log.info(
                 "Coupa %s: record %s for %s %s (status %s)",
                 self.action,
@@ -143,7 +137,7 @@ class CoupaCreateRecordOperator(CoupaBaseOperator):
                 record.get("document_id"),
                 record.get("status"),
             )
-            return record_summary(record)
+            return _summary(record)
 
 
 class CoupaCreateAlertOperator(CoupaCreateRecordOperator):
@@ -185,10 +179,10 @@ class CoupaUpdateRecordOperator(CoupaBaseOperator):
         self.fields = dict(fields)
 
     def execute(self, context: Any) -> dict[str, Any] | None:
-        with coupa_errors():
-            record = self.client.update_record(_record_id(self.record_id), **self.fields)
+        with self.calling_coupa() as hook:
+            record = hook.update_record(self.record_id, **self.fields)
             self.push_link(context, record.get("document_type"))
-            return record_summary(record)
+            return _summary(record)
 
 
 class CoupaResolveRecordsOperator(CoupaBaseOperator):
@@ -221,18 +215,16 @@ class CoupaResolveRecordsOperator(CoupaBaseOperator):
         self.max_records = max_records
 
     def execute(self, context: Any) -> list[int]:
-        with coupa_errors():
-            client = self.client
+        with self.calling_coupa() as hook:
             self.push_link(context, (self.filters or {}).get("document_type"))
-            exclude = {_record_id(i) for i in self.exclude_ids or []}
+            exclude = self.exclude_ids or ()
             if self.record_ids is not None:
-                ids = _record_ids(self.record_ids)
-                done = [int(_set(client, i, self.resolved)["id"]) for i in ids if i not in exclude]
+                by_ids = hook.resolve_records if self.resolved else hook.unresolve_records
+                changed = by_ids(self.record_ids, exclude=exclude)
             else:
-                filters = {**(self.filters or {}), "resolved": not self.resolved}
-                done = [
-                    int(r["id"]) for r in resolve_matching(client, filters, exclude, self.resolved, self.max_records)
-                ]
+                matching = hook.resolve_matching if self.resolved else hook.unresolve_matching
+                changed = matching(self.filters, exclude=exclude, max_records=self.max_records)
+            done = [int(r["id"]) for r in changed]
             self.log.info("%s %d record(s): %s", "Resolved" if self.resolved else "Unresolved", len(done), done[:50])
             return done
 
@@ -272,10 +264,10 @@ class CoupaQueryRecordsOperator(CoupaBaseOperator):
         self.direction = direction
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
-        with coupa_errors():
+        with self.calling_coupa() as hook:
             self.push_link(context, (self.filters or {}).get("document_type"))
             records = list(
-                self.client.query_records(
+                hook.query_records(
                     self.filters,
                     fields=self.fields,
                     order_by=self.order_by,
@@ -286,42 +278,11 @@ class CoupaQueryRecordsOperator(CoupaBaseOperator):
         self.log.info("Coupa returned %d record(s) (cap %d)", len(records), self.max_records)
         if self.fields:
             return records
-        return [s for s in map(record_summary, records) if s is not None]
+        return [s for s in map(_summary, records) if s is not None]
 
 
-def resolve_matching(
-    client: Any,
-    filters: Mapping[str, Any],
-    exclude: set[int] | frozenset[int] = frozenset(),
-    resolved: bool = True,
-    max_records: int | None = None,
-) -> list[dict[str, Any]]:
-    """Resolve (or unresolve) every record matching ``filters``, except ``exclude``; returns those changed.
+def _summary(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The record's plain-JSON XCom (:func:`~airflow_provider_coupa_ihr.client.summaries.record_summary`)."""
+    from airflow_provider_coupa_ihr.client.summaries import record_summary
 
-    Ids are collected first and changed after, so the walk is never disturbed by its own changes.
-    """
-    ids = [int(r["id"]) for r in client.query_records(filters, fields=["id"], max_records=max_records)]
-    return [_set(client, i, resolved) for i in ids if i not in exclude]
-
-
-def _set(client: Any, record_id: int, resolved: bool) -> dict[str, Any]:
-    return client.resolve(record_id) if resolved else client.unresolve(record_id)  # type: ignore[no-any-return]
-
-
-def _record_id(value: Any) -> int:
-    from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
-    from airflow_provider_coupa_ihr.client.records import is_integer_value
-
-    if not is_integer_value(value) or int(value) < 1:
-        raise CoupaValidationError([f"record id must be a whole number from 1, got {value!r}"])
-    return int(value)
-
-
-def _record_ids(value: Any) -> list[int]:
-    """Ids from a list, one id, ``"1,2"``, or the ``"[1, 2]"`` a template renders a pulled list to."""
-    if isinstance(value, str):
-        text = value.strip().strip("[]")
-        value = [v.strip() for v in text.split(",") if v.strip()]
-    if not isinstance(value, (list, tuple, set)):
-        value = [value]
-    return [_record_id(v) for v in value]
+    return record_summary(record)

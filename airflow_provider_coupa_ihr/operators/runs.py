@@ -1,4 +1,4 @@
-"""Operators for Coupa integration runs: open a run at the start of a pipeline, close it at the end.
+"""Operators for Coupa integration runs: start a run at the start of a pipeline, finish it at the end.
 
 Records and integration errors written in between reference the run (``integration_run=<run id>``), so Coupa
 shows one run per pipeline execution with its records attached.
@@ -8,23 +8,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from airflow_provider_coupa_ihr.operators.base import CoupaBaseOperator, coupa_errors
+from airflow_provider_coupa_ihr.operators.base import CoupaBaseOperator
 
-__all__ = ["CoupaFinishIntegrationRunOperator", "CoupaStartIntegrationRunOperator", "run_summary"]
-
-
-def run_summary(run: dict[str, Any]) -> dict[str, Any]:
-    """The plain-JSON XCom of an integration run."""
-    integration = run.get("integration") or {}
-    return {
-        "id": run.get("id"),
-        "status": run.get("status"),
-        "integration": integration.get("code") if isinstance(integration, dict) else None,
-        "total_records": run.get("total_records"),
-        "records_processed": run.get("records_processed"),
-        "start_time": run.get("start_time"),
-        "end_time": run.get("end_time"),
-    }
+__all__ = ["CoupaFinishIntegrationRunOperator", "CoupaStartIntegrationRunOperator"]
 
 
 class CoupaStartIntegrationRunOperator(CoupaBaseOperator):
@@ -42,17 +28,15 @@ class CoupaStartIntegrationRunOperator(CoupaBaseOperator):
         self.total_records = total_records
 
     def execute(self, context: Any) -> dict[str, Any]:
-        with coupa_errors():
-            client = self.client
+        with self.calling_coupa() as hook:
             self.push_link(context, None)
-            run = client.create_run(self.integration)
-            run = client.run_transition(run["id"], "run", total_records=self.total_records)
+            run = hook.start_run(self.integration, total_records=self.total_records)
         self.log.info("Coupa integration run %s of %s is %s", run["id"], self.integration, run["status"])
-        return run_summary(run)
+        return _summary(run)
 
 
 class CoupaFinishIntegrationRunOperator(CoupaBaseOperator):
-    """Close an integration run as ``success`` or ``fail`` (with the records processed, if known).
+    """Finish an integration run as ``success`` or ``fail`` (with the records processed, if known).
 
     Safe to retry: a run already in the wanted state is left as it is.
     """
@@ -74,17 +58,21 @@ class CoupaFinishIntegrationRunOperator(CoupaBaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
-        from airflow_provider_coupa_ihr.client.records import RUN_ACTIONS
 
-        with coupa_errors():
+        with self.calling_coupa() as hook:
             if self.outcome not in ("success", "fail", "finish"):
                 raise CoupaValidationError([f"outcome must be success, fail or finish, got {self.outcome!r}"])
-            client = self.client
             self.push_link(context, None)
-            current = client.get_run(int(self.run_id))
-            if current.get("status") == RUN_ACTIONS[self.outcome]:
-                run = current
+            if self.outcome == "fail":
+                run = hook.fail_run(self.run_id, records_processed=self.records_processed)
             else:
-                run = client.run_transition(current["id"], self.outcome, records_processed=self.records_processed)
+                run = hook.finish_run(self.run_id, records_processed=self.records_processed, action=self.outcome)
         self.log.info("Coupa integration run %s is %s", run["id"], run["status"])
-        return run_summary(run)
+        return _summary(run)
+
+
+def _summary(run: dict[str, Any]) -> dict[str, Any]:
+    """The run's plain-JSON XCom (:func:`~airflow_provider_coupa_ihr.client.summaries.run_summary`)."""
+    from airflow_provider_coupa_ihr.client.summaries import run_summary
+
+    return run_summary(run)

@@ -203,7 +203,8 @@ def _params(task: Any) -> dict[str, Any]:
 
 def _write(ti: Any, settings: ListenerSettings, action: str, fields: dict[str, Any]) -> dict[str, Any]:
     """Attach the enclosing run (an XCom read, so inside the bound too) and create the record."""
-    from airflow_provider_coupa_ihr.notifications.coupa import create_record_within, enclosing_run_of
+    from airflow_provider_coupa_ihr.hooks.coupa import CoupaHook
+    from airflow_provider_coupa_ihr.notifications.coupa import enclosing_run_of
     from airflow_provider_coupa_ihr.notifications.outcome import call_within
 
     deadline = time.monotonic() + settings.timeout
@@ -212,7 +213,7 @@ def _write(ti: Any, settings: ListenerSettings, action: str, fields: dict[str, A
         run = enclosing_run_of(ti)
         body = {**fields, "integration_run": run} if run is not None else fields
         remaining = max(0.1, deadline - time.monotonic())
-        return create_record_within(settings.conn_id, action, body, timeout=remaining)
+        return CoupaHook(coupa_conn_id=settings.conn_id).create_record_within(remaining, action=action, **body)
 
     return call_within(settings.timeout, write, name="coupa-listener")
 

@@ -115,7 +115,7 @@ class CoupaRecordsResolvedSensor(BaseSensorOperator):
                 return self._execute_deferrable(context)
             return super().execute(context)
         finally:
-            self._close_client()
+            self.hook.close()
 
     def poke(self, context: Any) -> bool | PokeReturnValue:
         """One check; transient errors count as "not yet" (the base sensor then waits until ``timeout``)."""
@@ -183,11 +183,10 @@ class CoupaRecordsResolvedSensor(BaseSensorOperator):
     def _check(self) -> WaitState | None:
         """One check against Coupa: the state, or None when Coupa could not be asked this time (transient)."""
         from airflow_provider_coupa_ihr.client.errors import CoupaError
-        from airflow_provider_coupa_ihr.client.resolution import check, run_check
 
         target = self.target
         try:
-            state = run_check(check(target, since=self._wait_started), self.hook.client.perform)
+            state = self.hook.check_resolution(target, since=self._wait_started)
         except CoupaError as error:
             if not error.retryable:
                 self._fail(f"Coupa refused the wait on {target.describe()}: {error}")
@@ -221,13 +220,6 @@ class CoupaRecordsResolvedSensor(BaseSensorOperator):
         if self.soft_fail or getattr(self, "never_fail", False):
             raise AirflowSkipException(message)
         raise AirflowSensorTimeout(message)
-
-    def _close_client(self) -> None:
-        hook = self.__dict__.get("hook")
-        client = hook.__dict__.get("client") if hook is not None else None
-        if client is not None:
-            client.close()
-            del hook.__dict__["client"]
 
 
 def _seconds(value: timedelta | float | None) -> float | None:

@@ -100,16 +100,14 @@ class CoupaRecordsResolvedTrigger(BaseTrigger):
 
     async def wait(self) -> dict[str, Any]:
         """Poll until the wait ends; the event payload. Never raises (but lets cancellation through)."""
-        from airflow_provider_coupa_ihr.client.aio import AsyncCoupaClient
         from airflow_provider_coupa_ihr.client.errors import CoupaError
-        from airflow_provider_coupa_ihr.client.resolution import ResolutionTarget, arun_check, check
+        from airflow_provider_coupa_ihr.client.resolution import ResolutionTarget
         from airflow_provider_coupa_ihr.hooks.coupa import CoupaHook
 
-        client: AsyncCoupaClient | None = None
+        hook = CoupaHook(self.coupa_conn_id)
         try:
             target = ResolutionTarget.of(record_ids=self.record_ids, filters=self.filters)
             since = _parse_time(self.since)
-            client = await CoupaHook(self.coupa_conn_id).aget_client()
             polls = self.polls
             state: WaitState | None = None
             said = ""
@@ -118,7 +116,7 @@ class CoupaRecordsResolvedTrigger(BaseTrigger):
                 await asyncio.sleep(max(0.0, min(self._delay(polls), self.deadline - time.time())))
                 polls += 1
                 try:
-                    state = await arun_check(check(target, since=since), client.perform)
+                    state = await hook.acheck_resolution(target, since=since)
                 except CoupaError as error:
                     if not error.retryable:
                         return _failed(f"Coupa refused the wait on {target.describe()}: {error}", retry=False)
@@ -143,8 +141,7 @@ class CoupaRecordsResolvedTrigger(BaseTrigger):
             self.log.exception("Coupa wait failed unexpectedly")
             return _failed(f"Coupa wait failed unexpectedly: {type(error).__name__}: {error}", retry=True)
         finally:
-            if client is not None:
-                await client.aclose()
+            await hook.aclose()
 
     def _say(self, message: str, said: str) -> str:
         self.log.log(logging.INFO if message != said else logging.DEBUG, "%s", message)

@@ -34,7 +34,7 @@ def test_a_failing_task_leaves_a_failed_run_with_its_alert(coupa_connection, cou
         "sync.push_supplier": "failed",
         "sync.log_pushed": "upstream_failed",
         "sync.log_other": "success",
-        "sync.finish": "success",  # the teardown ran despite the failure, and closed the run
+        "sync.finish": "success",  # the teardown ran despite the failure, and finished the run
     }
     (coupa_run,) = coupa_emulator.integration_runs()
     assert coupa_run["status"] == "failed"

@@ -11,7 +11,7 @@ from airflow.providers.common.compat.sdk import DAG, task
 
 from airflow_provider_coupa_ihr.operators.bulk import CoupaBulkCreateRecordsOperator
 from airflow_provider_coupa_ihr.operators.lifecycle import (
-    CoupaCloseIntegrationRunOperator,
+    CoupaFinishIntegrationRunAfterTasksOperator,
     coupa_integration_run,
     enclosing_run_id,
     enclosing_run_start,
@@ -43,7 +43,7 @@ def test_start_is_a_setup_before_the_work_and_finish_a_teardown_after_it() -> No
         before >> run >> after
     start, finish = dag.get_task("coupa_run.start"), dag.get_task("coupa_run.finish")
     assert isinstance(start, CoupaStartIntegrationRunOperator)
-    assert isinstance(finish, CoupaCloseIntegrationRunOperator)
+    assert isinstance(finish, CoupaFinishIntegrationRunAfterTasksOperator)
     assert start.is_setup
     assert finish.is_teardown
     assert _rule(finish) == "all_done_setup_success"

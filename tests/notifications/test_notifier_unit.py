@@ -10,12 +10,12 @@ from typing import Any
 import pendulum
 import pytest
 
+from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
 from airflow_provider_coupa_ihr.notifications.coupa import CoupaNotifier, outcome_request
 from airflow_provider_coupa_ihr.notifications.outcome import (
     MAX_RESPONSE_CODE_CHARS,
     MAX_RESPONSE_MESSAGE_CHARS,
     Outcome,
-    bounded_config,
     call_within,
     clean_text,
     outcome_from_context,
@@ -135,7 +135,7 @@ def test_blank_rendered_values_count_as_not_given_and_extra_fields_may_not_clash
     assert "integration" not in fields
     assert "integration_run" not in fields
     assert fields["document_status"] == "approved"
-    with pytest.raises(ValueError, match="repeats 'status'"):
+    with pytest.raises(CoupaValidationError, match=r"extra_fields repeats \['status'\], already given as arguments"):
         outcome_request(
             Outcome(failed=False),
             document_type="Supplier",
@@ -193,10 +193,10 @@ def test_async_notify_never_raises(monkeypatch) -> None:
     asyncio.run(_notifier(coupa_conn_id="no_such_connection").async_notify({"ti": _ti(), "exception": None}))
 
 
-def test_bounded_helpers() -> None:
+def test_the_bound_on_the_client_and_on_the_wait() -> None:
     from airflow_provider_coupa_ihr.client.config import ClientConfig
 
-    config = bounded_config(ClientConfig("https://acme.coupahost.com", client_id="a", client_secret="b"), 2.0)
+    config = ClientConfig("https://acme.coupahost.com", client_id="a", client_secret="b").within(2.0)
     assert (config.connect_timeout, config.read_timeout, config.retry.max_elapsed) == (2.0, 2.0, 2.0)
     assert config.retry.max_attempts == 6  # retries stay allowed inside the bound
     assert call_within(1.0, lambda: 5) == 5

@@ -13,6 +13,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -353,7 +354,10 @@ def test_plain_http_to_a_remote_host_is_refused_by_the_bare_client_too() -> None
 # ================================================================================================ operators
 class _TI:
     task_id = "t"
-    try_number = 1
+
+    def __init__(self, try_number: int = 1) -> None:
+        self.try_number = try_number
+        self.start_date = datetime.now(timezone.utc)
 
     def xcom_push(self, key: str, value: Any) -> None:
         pass
@@ -397,7 +401,7 @@ def _operators() -> list[Any]:
                 .CoupaUpdateRecordOperator(task_id="t", record_id="abc", fields={"status": "x"})
                 .execute({"ti": _TI()})
             ),
-            ["record id must be a whole number from 1", "'abc'"],
+            ["record_id must be a Coupa id (a whole number from 1)", "'abc'"],
             id="update-record-id-text",
         ),
         pytest.param(
@@ -406,6 +410,106 @@ def _operators() -> list[Any]:
             ),
             ["outcome must be success, fail or finish", "'done'"],
             id="finish-run-outcome",
+        ),
+        # --- everything an operator will send is checked before its first request (no earlier side effect)
+        pytest.param(
+            lambda: (
+                _records()
+                .CoupaMarkExportedOperator(task_id="t", resolve_previous=True, **record(contact_alert_type="Everyone"))
+                .execute({"ti": _TI()})
+            ),
+            ["contact_alert_type must be one of Technical, Functional, Both", "'Everyone'"],
+            id="resolve-previous-then-a-bad-contact-alert-type",
+        ),
+        pytest.param(
+            lambda: (
+                _records()
+                .CoupaMarkExportedOperator(task_id="t", resolve_previous=True, **record(status="x" * 300))
+                .execute({"ti": _TI()})
+            ),
+            ["status is too long", "maximum is 255 characters", "got 300 characters"],
+            id="resolve-previous-then-a-status-too-long",
+        ),
+        pytest.param(
+            lambda: (
+                _records()
+                .CoupaCreateRecordOperator(task_id="t", resolve_previous=True, **record(document_type="InvoiceHeadr"))
+                .execute({"ti": _TI()})
+            ),
+            ["'InvoiceHeadr' is not one of Coupa's document types"],
+            id="resolve-previous-then-a-bad-document-type",
+        ),
+        pytest.param(
+            lambda: (
+                _records()
+                .CoupaCreateRecordOperator(task_id="t", **record(status=7))
+                .execute({"ti": _TI(try_number=2)})
+            ),
+            ["status must be text", "got 7"],
+            id="retry-lookup-then-a-bad-status",
+        ),
+        pytest.param(
+            lambda: (
+                _records()
+                .CoupaResolveRecordsOperator(task_id="t", record_ids=[7, 8], exclude_ids=["seven"])
+                .execute({"ti": _TI()})
+            ),
+            ["'seven'", "a whole number from 1"],
+            id="resolve-exclude-ids-with-a-word",
+        ),
+        pytest.param(
+            lambda: (
+                _records()
+                .CoupaResolveRecordsOperator(task_id="t", record_ids=[7, "8", "eight"])
+                .execute({"ti": _TI()})
+            ),
+            ["'eight'", "a whole number from 1"],
+            id="resolve-ids-one-of-them-a-word",
+        ),
+        pytest.param(
+            lambda: (
+                _records()
+                .CoupaResolveRecordsOperator(task_id="t", filters={"status": "Error"}, max_records=-1)
+                .execute({"ti": _TI()})
+            ),
+            ["max_records", "-1"],
+            id="resolve-matching-negative-cap",
+        ),
+        pytest.param(
+            lambda: (
+                _runs()
+                .CoupaStartIntegrationRunOperator(task_id="t", integration="AIRFLOW-TEST", total_records="many")
+                .execute({"ti": _TI()})
+            ),
+            ["total_records must be a whole number", "'many'"],
+            id="start-run-total-records-text",
+        ),
+        pytest.param(
+            lambda: (
+                _runs()
+                .CoupaStartIntegrationRunOperator(task_id="t", integration="AIRFLOW-TEST", total_records=-1)
+                .execute({"ti": _TI()})
+            ),
+            ["total_records must be a whole number", "-1"],
+            id="start-run-total-records-negative",
+        ),
+        pytest.param(
+            lambda: (
+                _runs()
+                .CoupaFinishIntegrationRunOperator(task_id="t", run_id=5, records_processed="many")
+                .execute({"ti": _TI()})
+            ),
+            ["records_processed must be a whole number", "'many'"],
+            id="finish-run-records-processed-text",
+        ),
+        pytest.param(
+            lambda: (
+                _runs()
+                .CoupaFinishIntegrationRunOperator(task_id="t", run_id="latest", outcome="fail")
+                .execute({"ti": _TI()})
+            ),
+            ["run_id must be a Coupa id (a whole number from 1)", "'latest'"],
+            id="finish-run-id-text",
         ),
     ]
 
@@ -503,7 +607,7 @@ TEMPLATE_CASES = [
     ),
     pytest.param(
         "record_ids_with_a_word",
-        ["record id must be a whole number from 1", "'x'"],
+        ["record_ids: 'x' is not a Coupa record id (a whole number from 1)"],
         id="record-ids-render-with-a-word",
     ),
     pytest.param(

@@ -20,6 +20,7 @@ from airflow.providers.common.compat.sdk import (
 )
 from wait_helpers import error_records
 
+from airflow_provider_coupa_ihr.client.sync import CoupaClient
 from airflow_provider_coupa_ihr.sensors.coupa import DEFERRAL_GRACE_SECONDS, CoupaRecordsResolvedSensor
 from airflow_provider_coupa_ihr.testing import CoupaEmulator
 from airflow_provider_coupa_ihr.testing.pytest_plugin import connection_json
@@ -37,7 +38,7 @@ def poked(s: CoupaRecordsResolvedSensor) -> Any:
     try:
         return s.poke({})
     finally:
-        s._close_client()
+        s.hook.close()
 
 
 # ---------------------------------------------------------------------------------------------- building
@@ -205,9 +206,26 @@ def test_soft_fail_skips_on_a_deferred_timeout_or_failure():
 
 
 @pytest.mark.usefixtures("coupa_connection")
-def test_the_blocking_client_is_closed_when_the_task_ends(coupa_emulator: CoupaEmulator):
+def test_the_blocking_client_is_closed_when_the_task_ends(
+    coupa_emulator: CoupaEmulator, monkeypatch: pytest.MonkeyPatch
+):
     (record_id,) = error_records(1)
     coupa_emulator.resolve(record_id)
+    made: list[CoupaClient] = []
+    closed: list[CoupaClient] = []
+    original_init, original_close = CoupaClient.__init__, CoupaClient.close
+
+    def counting_init(self: CoupaClient, *args: Any, **kwargs: Any) -> None:
+        made.append(self)
+        original_init(self, *args, **kwargs)
+
+    def counting_close(self: CoupaClient) -> None:
+        closed.append(self)
+        original_close(self)
+
+    monkeypatch.setattr(CoupaClient, "__init__", counting_init)
+    monkeypatch.setattr(CoupaClient, "close", counting_close)
     wait = sensor(record_ids=[record_id])
     wait.execute({})
-    assert "client" not in wait.hook.__dict__
+    assert made
+    assert set(map(id, made)) <= set(map(id, closed))

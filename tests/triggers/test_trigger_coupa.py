@@ -154,12 +154,10 @@ def test_bad_filters_and_missing_connections_become_failed_events(monkeypatch):
 
 
 def test_an_unexpected_error_becomes_a_failed_event_that_task_retries_may_fix(coupa_emulator, monkeypatch):
-    from airflow_provider_coupa_ihr.client import resolution
-
-    def broken(*args: Any, **kwargs: Any) -> Any:
+    async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("something nobody expected")
 
-    monkeypatch.setattr(resolution, "check", broken)
+    monkeypatch.setattr(aio.AsyncCoupaClient, "check_resolution", broken)
     (event,) = events(trigger(record_ids=[error_record()]))
     assert event == {
         "status": "failed",
