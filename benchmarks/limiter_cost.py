@@ -193,7 +193,7 @@ class _Limits:
 
         if skew:
             real = time.time
-            redis_storage.time = types.SimpleNamespace(time=lambda: real() + skew)  # type: ignore[attr-defined]
+            redis_storage.time = types.SimpleNamespace(time=lambda: real() + skew)  # type: ignore[attr-defined,assignment]
         self.skew = skew
         self.item = RateLimitItemPerSecond(int(rate))  # a window has no burst: 25 in any second
         self.key = key
@@ -228,7 +228,7 @@ def _fleet_process(library: str, port: int, key: str, skew: float, start_at: flo
 
     def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
         sent[0] += 1
-        return send(self, *args, **kwargs)
+        return send(self, *args, **kwargs)  # type: ignore[no-untyped-call]
 
     Connection.send_packed_command = counting  # type: ignore[method-assign]  # round trips to Redis
     limiter = _LIBRARIES[library](port, key, RATE, BURST, skew)
