@@ -38,6 +38,8 @@ from airflow_provider_coupa_ihr.client.flow import (
     run_async,
 )
 from airflow_provider_coupa_ihr.client.limiter import TokenBucket, shared_bucket
+from airflow_provider_coupa_ihr.client.paging import Walk
+from airflow_provider_coupa_ihr.client.records import RECORDS_PATH, RUNS_PATH
 from airflow_provider_coupa_ihr.client.resolution import ResolutionTarget, WaitState, resolved_state, state_from_pages
 from airflow_provider_coupa_ihr.client.sync import context_for, token_key
 from airflow_provider_coupa_ihr.client.tokens import TOKEN_CACHE, TokenCache
@@ -237,7 +239,7 @@ class AsyncCoupaClient:
         return await self.perform(op)  # type: ignore[no-any-return]
 
     async def get_record(self, record_id: int, *, fields: Sequence[Any] | None = None) -> dict[str, Any]:
-        return await self.perform(ops.get_resource(ops.RECORDS, record_id, fields=fields))  # type: ignore[no-any-return]
+        return await self.perform(ops.get_resource(RECORDS_PATH, record_id, fields=fields))  # type: ignore[no-any-return]
 
     def query_records(
         self,
@@ -248,13 +250,13 @@ class AsyncCoupaClient:
         direction: str = "asc",
         max_records: int | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
-        """Every record matching ``filters``, page by page (see :class:`.operations.Walk`)."""
-        walk = ops.Walk(
-            ops.RECORDS, filters, fields=fields, order_by=order_by, direction=direction, max_records=max_records
+        """Every record matching ``filters``, page by page (see :class:`.paging.Walk`)."""
+        walk = Walk(
+            RECORDS_PATH, filters, fields=fields, order_by=order_by, direction=direction, max_records=max_records
         )
         return self.walk(walk)
 
-    async def walk(self, walk: ops.Walk) -> AsyncIterator[dict[str, Any]]:
+    async def walk(self, walk: Walk) -> AsyncIterator[dict[str, Any]]:
         while (operation := walk.next_operation()) is not None:
             for record in walk.take(await self.perform(operation)):
                 yield record
@@ -263,7 +265,7 @@ class AsyncCoupaClient:
         return await self.perform(ops.run_transition(run_id, action, **fields))  # type: ignore[no-any-return]
 
     async def get_run(self, run_id: Any) -> dict[str, Any]:
-        return await self.perform(ops.get_resource(ops.RUNS, run_id))  # type: ignore[no-any-return]
+        return await self.perform(ops.get_resource(RUNS_PATH, run_id))  # type: ignore[no-any-return]
 
     async def create_run(self, integration: str, **fields: Any) -> dict[str, Any]:
         return await self.perform(ops.create_run(integration, now=time.time(), **fields))  # type: ignore[no-any-return]

@@ -14,10 +14,11 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from airflow_provider_coupa_ihr.client.errors import CoupaError, CoupaValidationError
-from airflow_provider_coupa_ihr.client.operations import RECORD_ACTIONS, RECORDS, Walk, is_same_write
+from airflow_provider_coupa_ihr.client.operations import RECORD_ACTIONS, is_same_write
+from airflow_provider_coupa_ihr.client.paging import Walk
 from airflow_provider_coupa_ihr.client.payloads import build_payload
 from airflow_provider_coupa_ihr.client.query import PAGE_SIZE
-from airflow_provider_coupa_ihr.client.records import to_python_keys
+from airflow_provider_coupa_ihr.client.records import RECORDS_PATH, to_python_keys
 from airflow_provider_coupa_ihr.client.values import render_epoch
 
 __all__ = ["MAX_PROBLEMS_SHOWN", "Planned", "lookup_walks", "match_written", "plan_records", "sent_records"]
@@ -92,7 +93,7 @@ def lookup_walks(sent: Sequence[Mapping[str, Any]], since: float) -> list[Walk]:
                 "document_id[in]": ordered[start : start + PAGE_SIZE],
                 "created_at[gt_or_eq]": created_since,
             }
-            walks.append(Walk(RECORDS, filters))
+            walks.append(Walk(RECORDS_PATH, filters))
     return walks
 
 

@@ -9,32 +9,36 @@ test that recognises it, so a retry never makes a duplicate (Coupa has no idempo
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
 from airflow_provider_coupa_ihr.client.flow import Operation, Verification
+from airflow_provider_coupa_ihr.client.paging import Walk
 from airflow_provider_coupa_ihr.client.payloads import build_payload
-from airflow_provider_coupa_ihr.client.query import PAGE_SIZE, Pager, build_index_params, fields_param
+from airflow_provider_coupa_ihr.client.query import PAGE_SIZE, build_index_params, fields_param
 from airflow_provider_coupa_ihr.client.records import (
     ERROR_FIELDS,
-    INTEGRATION_FIELDS,
+    ERRORS_PATH,
+    FIELDS_BY_PATH,
     RECORD_FIELDS,
+    RECORDS_PATH,
     RUN_ACTIONS,
     RUN_FIELDS,
+    RUNS_PATH,
     Field,
-    is_integer_value,
     to_python_keys,
 )
-from airflow_provider_coupa_ihr.client.values import LOOKBACK_SECONDS, parse_ids
+from airflow_provider_coupa_ihr.client.values import (
+    LOOKBACK_SECONDS,
+    parse_id,
+    parse_ids,
+    render_datetime,
+    render_epoch,
+    whole_number,
+)
 
 __all__ = [
-    "ERRORS",
-    "INTEGRATIONS",
-    "RECORDS",
     "RECORD_ACTIONS",
-    "RUNS",
-    "Walk",
     "create_error",
     "create_record",
     "create_run",
@@ -51,11 +55,6 @@ __all__ = [
     "update_record",
 ]
 
-RECORDS = "/integration_history_records"
-ERRORS = "/integration_errors"
-RUNS = "/integration_runs"
-INTEGRATIONS = "/integrations"
-
 #: The IHR write actions: each creates one record; all but ``create`` also do what their name says.
 RECORD_ACTIONS: Mapping[str, str] = {
     "create": "",
@@ -68,20 +67,6 @@ ERROR_ACTIONS: Mapping[str, str] = {"create": "", "create_alert": "/create_alert
 
 #: The fields that say two records are the same write (besides document type and id, which the query pins).
 _IDENTITY = ("status", "contact_alert_type", "external_id", "document_status", "document_revision", "creation_method")
-
-
-def _id(value: Any, what: str) -> int:
-    if not is_integer_value(value) or int(value) < 1:
-        raise CoupaValidationError([f"{what} must be a Coupa id (a whole number from 1), got {value!r}"])
-    return int(value)
-
-
-def _since(now: float) -> str:
-    return _iso(now - LOOKBACK_SECONDS)
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="seconds")
 
 
 def _choose(action: str, actions: Mapping[str, str], what: str) -> str:
@@ -102,7 +87,11 @@ def create_record(
     suffix = _choose(action, RECORD_ACTIONS, "a record")
     body = build_payload(fields, known=RECORD_FIELDS, extra_document_types=extra_document_types)
     return Operation(
-        "POST", RECORDS + suffix, body=body, idempotent=False, verify=_same_write(RECORDS, body, RECORD_FIELDS, now)
+        "POST",
+        RECORDS_PATH + suffix,
+        body=body,
+        idempotent=False,
+        verify=_same_write(RECORDS_PATH, body, RECORD_FIELDS, now),
     )
 
 
@@ -119,7 +108,11 @@ def create_error(
         fields, known=ERROR_FIELDS, extra_document_types=extra_document_types, what="integration error"
     )
     return Operation(
-        "POST", ERRORS + suffix, body=body, idempotent=False, verify=_same_write(ERRORS, body, ERROR_FIELDS, now)
+        "POST",
+        ERRORS_PATH + suffix,
+        body=body,
+        idempotent=False,
+        verify=_same_write(ERRORS_PATH, body, ERROR_FIELDS, now),
     )
 
 
@@ -135,7 +128,7 @@ def find_same_write(
     only when called: a create carries this safety net at no cost."""
 
     def query() -> Operation:
-        filters: dict[str, Any] = {"created_at[gt_or_eq]": _iso(since)}
+        filters: dict[str, Any] = {"created_at[gt_or_eq]": render_epoch(since)}
         for name in ("document-type", "document-id", "integration-run-id"):
             if body.get(name) is not None:
                 filters[name] = body[name]
@@ -177,20 +170,20 @@ def update_record(
     record_id: Any,
     fields: Mapping[str, Any],
     *,
-    path: str = RECORDS,
+    path: str = RECORDS_PATH,
     extra_document_types: Collection[str] = (),
 ) -> Operation:
     """``PUT /<resource>/<id>`` with only the fields given (the rest keep their values). Safe to re-send."""
-    known = RECORD_FIELDS if path == RECORDS else ERROR_FIELDS
+    known = RECORD_FIELDS if path == RECORDS_PATH else ERROR_FIELDS
     body = build_payload(fields, known=known, partial=True, extra_document_types=extra_document_types)
     if not body:
         raise CoupaValidationError(["an update needs at least one field to change"])
-    return Operation("PUT", f"{path}/{_id(record_id, 'record_id')}", body=body)
+    return Operation("PUT", f"{path}/{parse_id(record_id, 'record_id')}", body=body)
 
 
-def set_resolved(record_id: Any, resolved: bool, *, path: str = RECORDS) -> Operation:
+def set_resolved(record_id: Any, resolved: bool, *, path: str = RECORDS_PATH) -> Operation:
     """``PUT /<resource>/<id>/resolve`` (or ``/unresolve``): the only way ``resolved`` changes. Safe to re-send."""
-    return Operation("PUT", f"{path}/{_id(record_id, 'record_id')}/{'resolve' if resolved else 'unresolve'}")
+    return Operation("PUT", f"{path}/{parse_id(record_id, 'record_id')}/{'resolve' if resolved else 'unresolve'}")
 
 
 def ids_to_change(record_ids: Any, exclude: Any = ()) -> tuple[int, ...]:
@@ -221,14 +214,14 @@ def matching_ids_walk(filters: Mapping[str, Any] | None, *, resolved: bool, max_
 
     Callers collect every id before changing any, so the walk is never disturbed by its own changes.
     """
-    return Walk(RECORDS, {**(filters or {}), "resolved": not resolved}, fields=["id"], max_records=max_records)
+    return Walk(RECORDS_PATH, {**(filters or {}), "resolved": not resolved}, fields=["id"], max_records=max_records)
 
 
 def get_resource(path: str, resource_id: Any, *, fields: Sequence[Any] | None = None) -> Operation:
     """``GET /<resource>/<id>``, trimmed to ``fields`` when given."""
-    known = _KNOWN[path]
+    known = FIELDS_BY_PATH[path]
     params = (("fields", fields_param(fields, known)),) if fields is not None else ()
-    return Operation("GET", f"{path}/{_id(resource_id, 'id')}", params)
+    return Operation("GET", f"{path}/{parse_id(resource_id, 'id')}", params)
 
 
 def query_resources(
@@ -249,7 +242,7 @@ def query_resources(
         direction=direction,
         limit=limit,
         offset=offset,
-        known_fields=_KNOWN[path],
+        known_fields=FIELDS_BY_PATH[path],
     )
     return Operation("GET", path, tuple(params))
 
@@ -263,12 +256,16 @@ def create_run(integration: str, *, now: float, **fields: Any) -> Operation:
     body["integration"] = {"code": integration}
 
     def query() -> Operation:
-        filters = {"integration[code]": integration, "created_at[gt_or_eq]": _since(now), "status": "pending"}
+        filters = {
+            "integration[code]": integration,
+            "created_at[gt_or_eq]": render_epoch(now - LOOKBACK_SECONDS),
+            "status": "pending",
+        }
         params = build_index_params(filters, order_by="id", direction="desc", limit=1, known_fields=RUN_FIELDS)
-        return Operation("GET", RUNS, tuple(params))
+        return Operation("GET", RUNS_PATH, tuple(params))
 
     verify = Verification(query, lambda found: found[0] if found else None)
-    return Operation("POST", RUNS, body=body, idempotent=False, verify=verify)
+    return Operation("POST", RUNS_PATH, body=body, idempotent=False, verify=verify)
 
 
 def run_transition(run_id: Any, action: str, **fields: Any) -> Operation:
@@ -279,13 +276,15 @@ def run_transition(run_id: Any, action: str, **fields: Any) -> Operation:
     """
     if action not in RUN_ACTIONS:
         raise CoupaValidationError([f"action must be one of {', '.join(RUN_ACTIONS)}, got {action!r}"])
-    run = _id(run_id, "run_id")
+    run = parse_id(run_id, "run_id")
     target = RUN_ACTIONS[action]
     verify = Verification(
-        lambda: Operation("GET", RUNS, (("id", str(run)),)),
+        lambda: Operation("GET", RUNS_PATH, (("id", str(run)),)),
         lambda found: next((r for r in found if r.get("status") == target), None),
     )
-    return Operation("PUT", f"{RUNS}/{run}/{action}", body=_run_body(fields) or None, idempotent=False, verify=verify)
+    return Operation(
+        "PUT", f"{RUNS_PATH}/{run}/{action}", body=_run_body(fields) or None, idempotent=False, verify=verify
+    )
 
 
 def run_is_already(run: Mapping[str, Any], action: str) -> bool:
@@ -303,106 +302,19 @@ def _run_body(fields: Mapping[str, Any]) -> dict[str, Any]:
     body = {k.replace("_", "-"): v for k, v in fields.items() if v is not None}
     for name in ("total-records", "records-processed"):
         if name in body:
-            if not is_integer_value(body[name]) or int(body[name]) < 0:
+            number = whole_number(body[name], minimum=0, text=True)
+            if number is None:
                 raise CoupaValidationError([f"{name.replace('-', '_')} must be a whole number, got {body[name]!r}"])
-            body[name] = int(body[name])
+            body[name] = number
     for name in ("start-time", "end-time"):
         if name in body:
-            body[name] = _datetime_value(name, body[name])
+            text = render_datetime(body[name])
+            if text is None:
+                raise CoupaValidationError(
+                    [
+                        f"{name.replace('-', '_')} takes a datetime or ISO 8601 text such as "
+                        f"2024-03-25T18:38:00-07:00, got {body[name]!r}"
+                    ]
+                )
+            body[name] = text
     return body
-
-
-def _datetime_value(name: str, value: Any) -> str:
-    """A datetime as the ISO text JSON can carry (naive means UTC, as Airflow's datetimes are); ISO text as is."""
-    if isinstance(value, datetime):
-        return (value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)).isoformat()
-    if isinstance(value, str):
-        try:
-            datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            pass
-        else:
-            return value.strip()
-    raise CoupaValidationError(
-        [f"{name.replace('-', '_')} takes a datetime or ISO 8601 text such as 2024-03-25T18:38:00-07:00, got {value!r}"]
-    )
-
-
-# ------------------------------------------------------------------------------------------------ paging
-class Walk:
-    """Every record matching a query, page by page, in constant memory.
-
-    Ordered by id (the default), it pages by key: each page asks for ``id[gt]=<last id seen>`` from offset 0.
-    Unlike offset paging this cannot skip or repeat a record when records change while the walk runs (say, the
-    caller resolves each unresolved record it reads, which would shift every later offset), and Coupa's
-    database finds each page by index instead of counting past all earlier ones. Any other order falls back to
-    offset paging (offset from 0, which is Coupa's first record).
-    """
-
-    def __init__(
-        self,
-        path: str,
-        filters: Mapping[str, Any] | None = None,
-        *,
-        fields: Sequence[Any] | None = None,
-        order_by: str = "id",
-        direction: str = "asc",
-        max_records: int | None = None,
-    ) -> None:
-        self.path = path
-        self.known = _KNOWN[path]
-        filters = dict(filters or {})
-        self.by_key = order_by == "id"
-        self.descending = isinstance(direction, str) and direction.strip().lower() == "desc"
-        self.last_id: int | None = None
-        if self.by_key:
-            for key in ("id[gt]", "id[lt]") if not self.descending else ("id[lt]",):
-                if key in filters and (key == "id[gt]") != self.descending:
-                    self.last_id = _id(filters.pop(key), key)
-            if fields is not None and "id" not in fields:
-                fields = ["id", *fields]
-        self.fields = fields
-        self.filters = filters
-        self.pager = Pager(max_records=max_records)
-        # Validate everything once, up front: a bad filter fails before the first request.
-        self._base = build_index_params(
-            filters,
-            fields=fields,
-            order_by=order_by,
-            direction=direction,
-            limit=None,
-            offset=None,
-            known_fields=self.known,
-        )
-
-    @property
-    def done(self) -> bool:
-        return self.pager.done
-
-    def next_operation(self) -> Operation | None:
-        """The request for the next page, or None when the walk is over."""
-        if self.pager.done:
-            return None
-        params = list(self._base)
-        if self.by_key:
-            if self.last_id is not None:
-                params.append((f"id[{'lt' if self.descending else 'gt'}]", str(self.last_id)))
-            params += [("limit", str(self.pager.limit)), ("offset", "0")]
-        else:
-            params += self.pager.params()
-        return Operation("GET", self.path, tuple(params))
-
-    def take(self, page: Sequence[dict[str, Any]] | None) -> list[dict[str, Any]]:
-        """The records of one answered page; advances the walk."""
-        kept = self.pager.take(list(page or []))
-        if kept and self.by_key:
-            self.last_id = int(kept[-1]["id"])
-        return kept
-
-
-_KNOWN: Mapping[str, Mapping[str, Field]] = {
-    RECORDS: RECORD_FIELDS,
-    ERRORS: ERROR_FIELDS,
-    RUNS: RUN_FIELDS,
-    INTEGRATIONS: INTEGRATION_FIELDS,
-}

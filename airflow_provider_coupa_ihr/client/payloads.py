@@ -21,9 +21,9 @@ from airflow_provider_coupa_ihr.client.records import (
     Field,
     Problem,
     check_fields,
-    is_integer_value,
     to_wire_keys,
 )
+from airflow_provider_coupa_ihr.client.values import whole_number
 
 __all__ = ["build_payload", "normalise_responses"]
 
@@ -116,15 +116,14 @@ def _normalise(name: str, spec: Field, value: Any) -> Any:
             return to_wire_keys(dict(value))
         raise ValueError(f"takes the integration's code (a string) or {{'code': ...}}, got {value!r}")
     if name == "integration-run":
-        if is_integer_value(value):
-            return {"id": int(value)}
-        if isinstance(value, Mapping) and is_integer_value(value.get("id")):
-            return {"id": int(value["id"])}
+        run_id = whole_number(value.get("id") if isinstance(value, Mapping) else value, text=True)
+        if run_id is not None:
+            return {"id": run_id}
         raise ValueError(f"takes the run's id (an integer) or {{'id': ...}}, got {value!r}")
     if name == "responses":
         return normalise_responses(value)
-    if spec.kind == "integer" and is_integer_value(value):
-        return int(value)
+    if spec.kind == "integer" and (number := whole_number(value, text=True)) is not None:
+        return number
     return value
 
 

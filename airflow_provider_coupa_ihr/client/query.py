@@ -1,4 +1,4 @@
-"""Coupa index queries built from Python values: filters, ``fields=``, order and the page plan. No I/O.
+"""Coupa index queries built from Python values: filters, ``fields=`` and order. No I/O. Paging is :mod:`.paging`.
 
 Users write filters in Coupa's own syntax (``{"updated_at[gt]": since, "integration[code]": "SAP"}``) so the
 documentation Coupa publishes applies as is; this module's job is to catch what Coupa would refuse *before*
@@ -15,8 +15,7 @@ import difflib
 import json
 import re
 from collections.abc import Collection, Mapping, Sequence
-from datetime import date, datetime, timezone
-from typing import Any, TypeVar
+from typing import Any
 
 from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
 from airflow_provider_coupa_ihr.client.records import (
@@ -27,8 +26,8 @@ from airflow_provider_coupa_ihr.client.records import (
     RESPONSE_FIELDS,
     RUN_FIELDS,
     Field,
-    is_integer_value,
 )
+from airflow_provider_coupa_ihr.client.values import render_datetime, whole_number
 
 __all__ = [
     "CONTROL_PARAMS",
@@ -37,7 +36,6 @@ __all__ = [
     "PROJECTIONS",
     "RETURN_OBJECT_VALUES",
     "USER_FIELDS",
-    "Pager",
     "build_index_params",
     "fields_param",
     "filter_params",
@@ -91,7 +89,6 @@ _ORDER_OPS = frozenset({"gt", "lt", "gt_or_eq", "lt_or_eq"})
 _LIST_OPS = frozenset({"in", "not_in"})
 _NESTED = ("object", "array")
 _KEY = re.compile(r"([A-Za-z][A-Za-z0-9_-]*)((?:\[[^\[\]]*\])*)")
-_T = TypeVar("_T")
 
 
 def _wire(name: str) -> str:
@@ -258,9 +255,10 @@ def _render_list(operator: str, spec: Field, value: Any, prefix: str) -> str:
 def _scalar(spec: Field, value: Any) -> str:
     kind = spec.kind
     if kind == "integer":
-        if not is_integer_value(value):
+        number = whole_number(value, text=True)
+        if number is None:
             raise _Refused(f"{spec.name} takes a whole number, got {value!r}")
-        return str(int(value))
+        return str(number)
     if kind == "boolean":
         flag = _bool(value)
         if flag is None:
@@ -276,22 +274,12 @@ def _scalar(spec: Field, value: Any) -> str:
 
 
 def _datetime_text(spec: Field, value: Any) -> str:
-    if isinstance(value, datetime):
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
-        return aware.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError:
-            pass
-        else:
-            return text
-    raise _Refused(
-        f"{spec.name} takes a datetime, a date or ISO 8601 text such as 2024-03-25T18:38:00-07:00, got {value!r}"
-    )
+    text = render_datetime(value)
+    if text is None:
+        raise _Refused(
+            f"{spec.name} takes a datetime, a date or ISO 8601 text such as 2024-03-25T18:38:00-07:00, got {value!r}"
+        )
+    return text
 
 
 # ----------------------------------------------------------------------------------------------------- fields=
@@ -400,7 +388,7 @@ def build_index_params(
     Ordered by ``id asc`` by default: offset paging is only stable on a unique, ever-growing key. ``limit``
     must be 1 to 50 (Coupa would silently return 50 for more, and a caller counting on 100 would stop paging
     early), ``offset`` 0 or more (0 is the first record: starting at 1 skips one). Pass ``limit=None,
-    offset=None`` to leave both out, e.g. to add :meth:`Pager.params` per page.
+    offset=None`` to leave both out, e.g. to add :meth:`.paging.Pager.params` per page.
     """
     problems: list[str] = []
     pairs: list[tuple[str, str]] = []
@@ -419,9 +407,9 @@ def build_index_params(
         )
     order_problems = _order_problems(order_by, direction, known_fields)
     problems += order_problems
-    if limit is not None and not _whole(limit, 1, PAGE_SIZE):
+    if limit is not None and whole_number(limit, minimum=1, maximum=PAGE_SIZE) is None:
         problems.append(_problem("limit", f"must be a whole number from 1 to {PAGE_SIZE}, got {limit!r}"))
-    if offset is not None and not _whole(offset, 0, None):
+    if offset is not None and whole_number(offset, minimum=0) is None:
         problems.append(_problem("offset", f"must be a whole number from 0, got {offset!r}"))
     if problems:
         raise CoupaValidationError(problems)
@@ -433,84 +421,3 @@ def build_index_params(
     if offset is not None:
         pairs.append(("offset", str(offset)))
     return pairs
-
-
-def _whole(value: Any, low: int, high: int | None) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int):
-        return False
-    return value >= low and (high is None or value <= high)
-
-
-class Pager:
-    """The page plan of one index walk: which ``limit`` and ``offset`` to ask for next, and when to stop.
-
-    Coupa gives no total count, so the end is the first page shorter than asked for (an empty one included).
-    ``max_records`` caps the walk: the last request asks only for what is still wanted, so no record is
-    fetched to be thrown away. Offsets advance by the records actually received, starting at 0 (Coupa's
-    first record; starting at 1 skips one).
-
-    Loop::
-
-        pager = Pager(max_records=500)
-        while not pager.done:
-            page = get(base_params + pager.params())
-            yield from pager.take(page)
-    """
-
-    def __init__(self, *, page_size: int = PAGE_SIZE, max_records: int | None = None, offset: int = 0) -> None:
-        problems = []
-        if not _whole(page_size, 1, PAGE_SIZE):
-            problems.append(_problem("page_size", f"must be a whole number from 1 to {PAGE_SIZE}, got {page_size!r}"))
-        if max_records is not None and not _whole(max_records, 0, None):
-            problems.append(_problem("max_records", f"must be a whole number from 0, got {max_records!r}"))
-        if not _whole(offset, 0, None):
-            problems.append(_problem("offset", f"must be a whole number from 0, got {offset!r}"))
-        if problems:
-            raise CoupaValidationError(problems)
-        self.page_size = page_size
-        self.max_records = max_records
-        self.offset = offset
-        self.received = 0
-        self.pages = 0
-        self.done = max_records == 0
-
-    def __repr__(self) -> str:
-        return (
-            f"Pager(offset={self.offset}, received={self.received}, pages={self.pages}, "
-            f"max_records={self.max_records}, done={self.done})"
-        )
-
-    @property
-    def limit(self) -> int:
-        """How many records to ask for next: a full page, or what ``max_records`` still allows."""
-        if self.max_records is None:
-            return self.page_size
-        return max(0, min(self.page_size, self.max_records - self.received))
-
-    def params(self) -> list[tuple[str, str]]:
-        """``limit`` and ``offset`` for the next request."""
-        if self.done:
-            raise RuntimeError("the walk is over; nothing more to ask Coupa for")
-        return [("limit", str(self.limit)), ("offset", str(self.offset))]
-
-    def next_offset(self, page_len: int) -> int | None:
-        """Record a page of ``page_len`` records; the next offset, or ``None`` when the walk is over."""
-        if isinstance(page_len, bool) or not isinstance(page_len, int) or page_len < 0:
-            raise ValueError(f"page_len must be a whole number from 0, got {page_len!r}")
-        if self.done:
-            return None
-        asked = self.limit
-        got = min(page_len, asked)
-        self.received += got
-        self.offset += got
-        self.pages += 1
-        if page_len < asked or (self.max_records is not None and self.received >= self.max_records):
-            self.done = True
-            return None
-        return self.offset
-
-    def take(self, page: Sequence[_T]) -> list[_T]:
-        """The records of ``page`` to keep (never more than asked for), advancing the plan past them."""
-        kept = list(page[: self.limit]) if not self.done else []
-        self.next_offset(len(page))
-        return kept

@@ -11,17 +11,24 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from airflow_provider_coupa_ihr.client.values import whole_number
+
 __all__ = [
     "CONTACT_ALERT_TYPES",
     "DOCUMENT_TYPES",
+    "ERRORS_PATH",
     "ERROR_FIELDS",
+    "FIELDS_BY_PATH",
+    "INTEGRATIONS_PATH",
     "INTEGRATION_FIELDS",
     "QUERY_OPERATORS",
     "RATE_LIMIT_BURST",
     "RATE_LIMIT_PER_SECOND",
     "READ_SCOPE",
+    "RECORDS_PATH",
     "RECORD_FIELDS",
     "RESPONSE_FIELDS",
+    "RUNS_PATH",
     "RUN_ACTIONS",
     "RUN_FIELDS",
     "RUN_STATUSES",
@@ -213,6 +220,20 @@ INTEGRATION_FIELDS: Mapping[str, Field] = _fields(
 )
 
 
+#: Where each resource lives, under ``/api``.
+RECORDS_PATH = "/integration_history_records"
+ERRORS_PATH = "/integration_errors"
+RUNS_PATH = "/integration_runs"
+INTEGRATIONS_PATH = "/integrations"
+#: Each resource's fields, by its path: what a query on that path may filter, trim and order by.
+FIELDS_BY_PATH: Mapping[str, Mapping[str, Field]] = {
+    RECORDS_PATH: RECORD_FIELDS,
+    ERRORS_PATH: ERROR_FIELDS,
+    RUNS_PATH: RUN_FIELDS,
+    INTEGRATIONS_PATH: INTEGRATION_FIELDS,
+}
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with a payload, phrased the way Coupa (Rails) phrases it."""
@@ -280,15 +301,9 @@ def _map_keys(value: Any, old: str, new: str) -> Any:
 
 
 def is_integer_value(value: Any) -> bool:
-    """What Rails' ``numericality: {only_integer: true}`` accepts: an int, or a string of one (not a bool)."""
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return True
-    if isinstance(value, str):
-        text = value.strip()
-        return text.lstrip("+-").isdigit()
-    return False
+    """Old name of ``values.whole_number(value, text=True) is not None``, kept only until the emulator and the
+    operators import :func:`.values.whole_number` (moved.md); the lead removes it."""
+    return whole_number(value, text=True) is not None
 
 
 def check_fields(
@@ -321,7 +336,7 @@ def _check_value(
     name: str, spec: Field, value: Any, extra_choices: Mapping[str, Collection[str]] | None
 ) -> Iterable[Problem]:
     if spec.kind == "integer":
-        if not is_integer_value(value):
+        if whole_number(value, text=True) is None:
             yield Problem(name, "is not a number" if not isinstance(value, float) else "must be an integer")
         return
     if spec.kind == "boolean":

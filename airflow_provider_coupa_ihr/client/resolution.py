@@ -33,7 +33,9 @@ from typing import Any
 from airflow_provider_coupa_ihr.client import operations as ops
 from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
 from airflow_provider_coupa_ihr.client.flow import Operation, run_async, run_sync
+from airflow_provider_coupa_ihr.client.paging import Walk
 from airflow_provider_coupa_ihr.client.query import PAGE_SIZE, filter_params
+from airflow_provider_coupa_ihr.client.records import RECORDS_PATH
 from airflow_provider_coupa_ihr.client.summaries import is_resolved, record_summary
 from airflow_provider_coupa_ihr.client.values import CLOCK_SKEW_SECONDS, parse_ids
 
@@ -178,7 +180,7 @@ class ResolutionTarget:
         if self.record_ids is not None:
             return tuple(
                 ops.query_resources(
-                    ops.RECORDS,
+                    RECORDS_PATH,
                     {"id[in]": list(self.record_ids[start : start + PAGE_SIZE])},
                     fields=RECORD_FIELDS_WANTED,
                     limit=PAGE_SIZE,
@@ -186,16 +188,16 @@ class ResolutionTarget:
                 for start in range(0, len(self.record_ids), PAGE_SIZE)
             )
         assert self.filters is not None
-        return (ops.query_resources(ops.RECORDS, {**self.filters, "resolved": "false"}, fields=["id"]),)
+        return (ops.query_resources(RECORDS_PATH, {**self.filters, "resolved": "false"}, fields=["id"]),)
 
-    def resolved_walk(self, since: datetime | None) -> ops.Walk:
+    def resolved_walk(self, since: datetime | None) -> Walk:
         """Query mode, once the wait is over: the matching records resolved and changed since ``since``."""
         assert self.filters is not None
         filters: dict[str, Any] = {**self.filters, "resolved": "true"}
         if since is not None and "updated-at[gt_or_eq]" not in filters:
             moment = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
             filters["updated-at[gt_or_eq]"] = moment - timedelta(seconds=CLOCK_SKEW_SECONDS)
-        return ops.Walk(ops.RECORDS, filters, fields=RECORD_FIELDS_WANTED)
+        return Walk(RECORDS_PATH, filters, fields=RECORD_FIELDS_WANTED)
 
 
 def state_from_pages(target: ResolutionTarget, pages: Sequence[Sequence[Mapping[str, Any]] | None]) -> WaitState | None:

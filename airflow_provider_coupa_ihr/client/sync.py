@@ -34,7 +34,9 @@ from airflow_provider_coupa_ihr.client.flow import (
     run_sync,
 )
 from airflow_provider_coupa_ihr.client.limiter import TokenBucket, shared_bucket
+from airflow_provider_coupa_ihr.client.paging import Walk
 from airflow_provider_coupa_ihr.client.payloads import build_payload
+from airflow_provider_coupa_ihr.client.records import ERRORS_PATH, INTEGRATIONS_PATH, RECORDS_PATH, RUNS_PATH
 from airflow_provider_coupa_ihr.client.resolution import ResolutionTarget, WaitState, resolved_state, state_from_pages
 from airflow_provider_coupa_ihr.client.tokens import TOKEN_CACHE, TokenCache, TokenKey
 from airflow_provider_coupa_ihr.client.values import whole_number
@@ -176,7 +178,7 @@ class CoupaClient:
         Operators call this on an Airflow retry, so a record written by an earlier try is not written twice.
         """
         body = build_payload(fields, extra_document_types=self.config.extra_document_types)
-        lookup = ops.find_same_write(ops.RECORDS, body, since=since)
+        lookup = ops.find_same_write(RECORDS_PATH, body, since=since)
         return lookup.pick(self.perform(lookup.query()) or [])
 
     def create_alert(self, **fields: Any) -> dict[str, Any]:
@@ -192,7 +194,7 @@ class CoupaClient:
         return self.create_record(action="acknowledge", **fields)
 
     def get_record(self, record_id: int, *, fields: Sequence[Any] | None = None) -> dict[str, Any]:
-        return self.perform(ops.get_resource(ops.RECORDS, record_id, fields=fields))  # type: ignore[no-any-return]
+        return self.perform(ops.get_resource(RECORDS_PATH, record_id, fields=fields))  # type: ignore[no-any-return]
 
     def update_record(self, record_id: int, **fields: Any) -> dict[str, Any]:
         """Change the given fields of a record (``resolved`` excepted: use :meth:`resolve`)."""
@@ -343,16 +345,14 @@ class CoupaClient:
         max_records: int | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every record matching ``filters`` (Coupa's syntax: ``{"status": "Error", "id[in]": [1, 2]}``), as a
-        generator over pages of 50, so 100,000 records stream in constant memory. See :class:`.operations.Walk`.
+        generator over pages of 50, so 100,000 records stream in constant memory. See :class:`.paging.Walk`.
         """
         return self.walk(
-            ops.Walk(
-                ops.RECORDS, filters, fields=fields, order_by=order_by, direction=direction, max_records=max_records
-            )
+            Walk(RECORDS_PATH, filters, fields=fields, order_by=order_by, direction=direction, max_records=max_records)
         )
 
-    def walk(self, walk: ops.Walk) -> Iterator[dict[str, Any]]:
-        """Run a :class:`.operations.Walk` (validated already, so errors in it surface at the call)."""
+    def walk(self, walk: Walk) -> Iterator[dict[str, Any]]:
+        """Run a :class:`.paging.Walk` (validated already, so errors in it surface at the call)."""
 
         def pages() -> Iterator[dict[str, Any]]:
             while (operation := walk.next_operation()) is not None:
@@ -370,7 +370,7 @@ class CoupaClient:
         return self.perform(ops.run_transition(run_id, action, **fields))  # type: ignore[no-any-return]
 
     def get_run(self, run_id: int) -> dict[str, Any]:
-        return self.perform(ops.get_resource(ops.RUNS, run_id))  # type: ignore[no-any-return]
+        return self.perform(ops.get_resource(RUNS_PATH, run_id))  # type: ignore[no-any-return]
 
     def start_run(self, integration: str, *, total_records: Any = None) -> dict[str, Any]:
         """Create a run of ``integration`` (its code) and move it to ``running``: what a pipeline does first."""
@@ -401,16 +401,16 @@ class CoupaClient:
         return self.perform(op)  # type: ignore[no-any-return]
 
     def resolve_integration_error(self, error_id: int, resolved: bool = True) -> dict[str, Any]:
-        return self.perform(ops.set_resolved(error_id, resolved, path=ops.ERRORS))  # type: ignore[no-any-return]
+        return self.perform(ops.set_resolved(error_id, resolved, path=ERRORS_PATH))  # type: ignore[no-any-return]
 
     def query_integration_errors(
         self, filters: Mapping[str, Any] | None = None, *, max_records: int | None = None
     ) -> Iterator[dict[str, Any]]:
-        return self.walk(ops.Walk(ops.ERRORS, filters, max_records=max_records))
+        return self.walk(Walk(ERRORS_PATH, filters, max_records=max_records))
 
     def get_integration(self, code: str) -> dict[str, Any] | None:
         """The integration with this code, or None."""
-        found = self.perform(ops.query_resources(ops.INTEGRATIONS, {"code": code}, limit=1))
+        found = self.perform(ops.query_resources(INTEGRATIONS_PATH, {"code": code}, limit=1))
         return found[0] if found else None
 
 

@@ -1,5 +1,5 @@
-"""Operation builders: what each client call sends, whether it may be re-sent, how a lost create is found again,
-and the Walk's page plan (keyset by id, offset otherwise). No I/O."""
+"""Operation builders: what each client call sends, whether it may be re-sent, how a lost create is found again.
+No I/O."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ import pytest
 
 from airflow_provider_coupa_ihr.client import operations as ops
 from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
-from airflow_provider_coupa_ihr.client.records import to_python_keys
+from airflow_provider_coupa_ihr.client.records import (
+    ERRORS_PATH,
+    INTEGRATIONS_PATH,
+    RECORDS_PATH,
+    RUNS_PATH,
+    to_python_keys,
+)
 
 NOW = datetime(2024, 3, 25, 18, 0, tzinfo=timezone.utc).timestamp()
 RECORD: dict[str, Any] = {
@@ -121,7 +127,7 @@ def test_update_record_sends_only_what_changes_and_may_be_resent() -> None:
     )
     assert op.idempotent is True
     assert op.verify is None
-    assert ops.update_record("6", {"status": "x"}, path=ops.ERRORS).path == "/integration_errors/6"
+    assert ops.update_record("6", {"status": "x"}, path=ERRORS_PATH).path == "/integration_errors/6"
 
 
 @pytest.mark.parametrize(
@@ -142,7 +148,7 @@ def test_update_record_refusals(fields: dict[str, Any], fragment: str) -> None:
 def test_resolve_and_unresolve() -> None:
     assert ops.set_resolved(5, True).path == "/integration_history_records/5/resolve"
     assert ops.set_resolved(5, False).path == "/integration_history_records/5/unresolve"
-    assert ops.set_resolved(5, True, path=ops.ERRORS).path == "/integration_errors/5/resolve"
+    assert ops.set_resolved(5, True, path=ERRORS_PATH).path == "/integration_errors/5/resolve"
     assert ops.set_resolved(5, True).method == "PUT"
     assert ops.set_resolved(5, True).idempotent is True
 
@@ -150,7 +156,7 @@ def test_resolve_and_unresolve() -> None:
 @pytest.mark.parametrize("bad", [0, -1, "abc", "", None, True, 1.5, [1]])
 def test_ids_must_be_coupa_ids(bad: Any) -> None:
     for call in (
-        lambda: ops.get_resource(ops.RECORDS, bad),
+        lambda: ops.get_resource(RECORDS_PATH, bad),
         lambda: ops.set_resolved(bad, True),
         lambda: ops.update_record(bad, {"status": "x"}),
         lambda: ops.run_transition(bad, "run"),
@@ -160,10 +166,10 @@ def test_ids_must_be_coupa_ids(bad: Any) -> None:
 
 
 def test_get_resource_with_fields() -> None:
-    op = ops.get_resource(ops.RECORDS, "7", fields=["id", "status", {"integration": ["code"]}])
+    op = ops.get_resource(RECORDS_PATH, "7", fields=["id", "status", {"integration": ["code"]}])
     assert (op.method, op.path) == ("GET", "/integration_history_records/7")
     assert json.loads(dict(op.params)["fields"]) == ["id", "status", {"integration": ["code"]}]
-    assert ops.get_resource(ops.RUNS, 1).params == ()
+    assert ops.get_resource(RUNS_PATH, 1).params == ()
 
 
 @pytest.mark.parametrize(
@@ -176,11 +182,11 @@ def test_get_resource_with_fields() -> None:
     ],
 )
 def test_get_resource_refuses_bad_fields(fields: Any, fragment: str) -> None:
-    assert fragment in problems_of(ops.get_resource, ops.RECORDS, 7, fields=fields)[0]
+    assert fragment in problems_of(ops.get_resource, RECORDS_PATH, 7, fields=fields)[0]
 
 
 def test_query_resources_is_one_page() -> None:
-    op = ops.query_resources(ops.INTEGRATIONS, {"code": "ERP"}, limit=1)
+    op = ops.query_resources(INTEGRATIONS_PATH, {"code": "ERP"}, limit=1)
     assert op.path == "/integrations"
     assert op.params == (("code", "ERP"), ("order_by", "id"), ("dir", "asc"), ("limit", "1"), ("offset", "0"))
 
@@ -257,108 +263,6 @@ def test_run_transition_fields() -> None:
 )
 def test_run_transition_refusals(action: str, fields: dict[str, Any], fragment: str) -> None:
     assert fragment in problems_of(ops.run_transition, 8, action, **fields)[0]
-
-
-# ------------------------------------------------------------------------------------------------ Walk
-def page(first: int, count: int, step: int = 1) -> list[dict[str, Any]]:
-    return [{"id": first + i * step} for i in range(count)]
-
-
-def test_walk_pages_by_key_from_offset_zero() -> None:
-    walk = ops.Walk(ops.RECORDS, {"status": "Error"})
-    first = walk.next_operation()
-    assert first is not None
-    assert first.params == (("status", "Error"), ("order_by", "id"), ("dir", "asc"), ("limit", "50"), ("offset", "0"))
-    assert len(walk.take(page(1, 50))) == 50
-    second = walk.next_operation()
-    assert second is not None
-    assert ("id[gt]", "50") in second.params
-    assert ("offset", "0") in second.params
-    assert walk.take(page(51, 3)) == page(51, 3)
-    assert walk.done
-    assert walk.next_operation() is None
-
-
-def test_walk_descending_by_key_uses_id_lt() -> None:
-    walk = ops.Walk(ops.RECORDS, direction="desc")
-    walk.take(page(100, 50, step=-1))
-    op = walk.next_operation()
-    assert op is not None
-    assert ("id[lt]", "51") in op.params
-    assert ("dir", "desc") in op.params
-
-
-@pytest.mark.parametrize("direction", ["DESC", " desc "])
-def test_walk_reads_the_direction_as_coupa_does(direction: str) -> None:
-    walk = ops.Walk(ops.RECORDS, direction=direction)
-    walk.take(page(100, 50, step=-1))
-    op = walk.next_operation()
-    assert op is not None
-    assert ("dir", "desc") in op.params
-    assert ("id[lt]", "51") in op.params
-
-
-def test_walk_starts_after_an_id_gt_filter() -> None:
-    walk = ops.Walk(ops.RECORDS, {"id[gt]": 500, "id[lt]": 900})
-    op = walk.next_operation()
-    assert op is not None
-    assert ("id[gt]", "500") in op.params
-    assert ("id[lt]", "900") in op.params  # an upper bound stays a plain filter
-    assert [k for k, _ in op.params].count("id[gt]") == 1
-
-
-def test_walk_keeps_id_in_a_trimmed_payload() -> None:
-    walk = ops.Walk(ops.RECORDS, fields=["status"])
-    op = walk.next_operation()
-    assert op is not None
-    assert json.loads(dict(op.params)["fields"]) == ["id", "status"]
-
-
-def test_walk_by_another_order_pages_by_offset() -> None:
-    walk = ops.Walk(ops.RECORDS, order_by="updated_at", direction="desc")
-    op = walk.next_operation()
-    assert op is not None
-    assert ("order_by", "updated_at") in op.params
-    walk.take(page(1, 50))
-    op = walk.next_operation()
-    assert op is not None
-    assert ("offset", "50") in op.params
-    assert not any(k.startswith("id[") for k, _ in op.params)
-
-
-def test_walk_asks_only_for_what_max_records_leaves() -> None:
-    walk = ops.Walk(ops.RECORDS, max_records=60)
-    walk.take(page(1, 50))
-    op = walk.next_operation()
-    assert op is not None
-    assert ("limit", "10") in op.params
-    walk.take(page(51, 10))
-    assert walk.done
-    assert ops.Walk(ops.RECORDS, max_records=0).next_operation() is None
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "fragment"),
-    [
-        ({"filters": {"status[like]": "x"}}, "unknown operator [like]"),
-        ({"filters": {"stauts": "x"}}, "did you mean status"),
-        ({"fields": ["nope"]}, "unknown field nope"),
-        ({"order_by": "nope"}, "order_by: unknown field nope"),
-        ({"direction": "sideways"}, "direction: must be asc or desc"),
-        ({"max_records": -1}, "max_records: must be a whole number from 0"),
-        ({"filters": {"id[gt]": "x"}}, "id[gt] must be a Coupa id"),
-    ],
-)
-def test_walk_validates_everything_up_front(kwargs: dict[str, Any], fragment: str) -> None:
-    problems = problems_of(ops.Walk, ops.RECORDS, **kwargs)
-    assert any(fragment in p for p in problems), problems
-
-
-def test_walk_works_for_every_resource() -> None:
-    for path in (ops.RECORDS, ops.ERRORS, ops.RUNS, ops.INTEGRATIONS):
-        op = ops.Walk(path).next_operation()
-        assert op is not None
-        assert op.path == path
 
 
 def test_builders_are_cheap() -> None:

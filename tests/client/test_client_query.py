@@ -1,4 +1,4 @@
-"""Query building: filters in Coupa's syntax, value rendering, fields=, order, limits and the page plan."""
+"""Query building: filters in Coupa's syntax, value rendering, fields=, order and limits."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import pytest
 
 from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
 from airflow_provider_coupa_ihr.client.query import (
-    PAGE_SIZE,
-    Pager,
     build_index_params,
     fields_param,
     filter_params,
@@ -319,104 +317,3 @@ def test_index_params_refuse_out_of_range_settings(kwargs: dict[str, Any], fragm
 def test_index_params_report_problems_from_every_part_together() -> None:
     problems = _refused(build_index_params, {"bogus": 1}, fields=[], limit=500, offset=-3, direction="x")
     assert len(problems) == 5
-
-
-# ------------------------------------------------------------------------------------------------------ Pager
-def test_pager_walks_full_pages_until_a_short_one() -> None:
-    pager = Pager()
-    assert pager.params() == [("limit", "50"), ("offset", "0")]
-    assert pager.next_offset(50) == 50
-    assert pager.params() == [("limit", "50"), ("offset", "50")]
-    assert pager.next_offset(50) == 100
-    assert pager.next_offset(7) is None
-    assert pager.done
-    assert pager.received == 107
-    assert pager.pages == 3
-    assert pager.offset == 107
-    assert repr(pager) == "Pager(offset=107, received=107, pages=3, max_records=None, done=True)"
-
-
-def test_pager_empty_first_page_ends_the_walk() -> None:
-    pager = Pager()
-    assert pager.next_offset(0) is None
-    assert pager.done
-    assert pager.received == 0
-
-
-def test_pager_full_last_page_costs_one_empty_request() -> None:
-    pager = Pager(page_size=2)
-    assert pager.next_offset(2) == 2
-    assert pager.next_offset(0) is None
-
-
-def test_pager_caps_at_max_records_and_asks_only_for_what_is_left() -> None:
-    pager = Pager(max_records=120)
-    assert pager.next_offset(50) == 50
-    assert pager.next_offset(50) == 100
-    assert pager.limit == 20
-    assert pager.params() == [("limit", "20"), ("offset", "100")]
-    assert pager.next_offset(20) is None
-    assert pager.received == 120
-
-
-def test_pager_max_records_smaller_than_a_page() -> None:
-    pager = Pager(max_records=3)
-    assert pager.params() == [("limit", "3"), ("offset", "0")]
-    assert pager.next_offset(3) is None
-
-
-def test_pager_zero_max_records_is_done_before_starting() -> None:
-    pager = Pager(max_records=0)
-    assert pager.done
-    assert pager.limit == 0
-    with pytest.raises(RuntimeError, match="the walk is over"):
-        pager.params()
-
-
-def test_pager_take_trims_pages_a_server_overfilled() -> None:
-    pager = Pager(max_records=3)
-    assert pager.take(["a", "b", "c", "d", "e"]) == ["a", "b", "c"]
-    assert pager.done
-    assert pager.received == 3
-    assert pager.take(["f"]) == []
-    assert pager.next_offset(5) is None
-
-
-def test_pager_take_drives_a_whole_walk() -> None:
-    rows = list(range(123))
-    pager = Pager(page_size=PAGE_SIZE)
-    seen: list[int] = []
-    requests = 0
-    while not pager.done:
-        params = dict(pager.params())
-        start, limit = int(params["offset"]), int(params["limit"])
-        seen += pager.take(rows[start : start + limit])
-        requests += 1
-    assert seen == rows
-    assert requests == 3
-
-
-def test_pager_can_resume_from_an_offset() -> None:
-    pager = Pager(offset=100, page_size=10)
-    assert pager.params() == [("limit", "10"), ("offset", "100")]
-    assert pager.next_offset(10) == 110
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "fragment"),
-    [
-        ({"page_size": 0}, "page_size: must be a whole number from 1 to 50, got 0"),
-        ({"page_size": 51}, "page_size: must be a whole number from 1 to 50"),
-        ({"max_records": -1}, "max_records: must be a whole number from 0, got -1"),
-        ({"offset": -5}, "offset: must be a whole number from 0, got -5"),
-    ],
-)
-def test_pager_refuses_nonsense(kwargs: dict[str, Any], fragment: str) -> None:
-    (problem,) = _refused(Pager, **kwargs)
-    assert fragment in problem
-
-
-@pytest.mark.parametrize("page_len", [-1, True, 2.0])
-def test_pager_refuses_impossible_page_lengths(page_len: Any) -> None:
-    with pytest.raises(ValueError, match="page_len must be a whole number from 0"):
-        Pager().next_offset(page_len)
