@@ -10,10 +10,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["DEFAULT_CLIENT", "READ_SCOPE", "WRITE_SCOPE", "AuthFailure", "Authority", "Grant", "OAuthClient"]
+from airflow_provider_coupa_ihr.client.records import READ_SCOPE, WRITE_SCOPE
 
-READ_SCOPE = "core.integration.read"
-WRITE_SCOPE = "core.integration.write"
+__all__ = ["DEFAULT_CLIENT", "READ_SCOPE", "WRITE_SCOPE", "AuthFailure", "Authority", "Grant", "OAuthClient"]
 
 
 @dataclass(frozen=True)
