@@ -7,10 +7,14 @@ or faulted, so a test can always reach them. Every answer is JSON.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
+from airflow_provider_coupa_ihr.client.values import finite_number, whole_number
 from airflow_provider_coupa_ihr.testing.coupa_api import json_response
 from airflow_provider_coupa_ihr.testing.faults import Fault
+from airflow_provider_coupa_ihr.testing.querying import QueryError, bigint
+from airflow_provider_coupa_ihr.testing.rendering import BadJson, quoted, read_json
 from airflow_provider_coupa_ihr.testing.state import Invalid, NotFound
 
 if TYPE_CHECKING:
@@ -19,6 +23,51 @@ if TYPE_CHECKING:
     from airflow_provider_coupa_ihr.testing.emulator import CoupaEmulator
 
 __all__ = ["add_admin_routes"]
+
+
+#: The most records one ``POST /_emulator/seed`` stores: seeding runs on the server's event loop, which answers
+#: nothing else meanwhile (about 2 s per 100,000 records on a small machine). Seed more in several calls.
+MAX_SEED = 100_000
+
+
+class _BadRequest(Exception):
+    """An admin call the emulator refuses: 400 with ``{"errors": {topic: [message]}}``."""
+
+    def __init__(self, topic: str, message: str) -> None:
+        super().__init__(message)
+        self.topic = topic
+        self.message = message
+
+
+Handler = Callable[["web.Request"], Awaitable["web.Response"]]
+
+
+def _answering_400(handler: Handler) -> Handler:
+    async def handle(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except _BadRequest as bad:
+            return json_response(400, {"errors": {bad.topic: [bad.message]}})
+
+    return handle
+
+
+async def _json_object(request: web.Request, topic: str) -> dict[str, Any]:
+    """The request's body, which must be a JSON object (malformed, non-UTF-8 or too deeply nested text is 400)."""
+    try:
+        body = read_json(await request.read(), what="The body")
+    except BadJson as exc:
+        raise _BadRequest(topic, str(exc)) from None
+    if not isinstance(body, dict):
+        raise _BadRequest(topic, f"The body must be a JSON object, got {quoted(body)}")
+    return body
+
+
+def _record_id(request: web.Request) -> int:
+    try:
+        return bigint(request.match_info["id"], "id", minimum=0)
+    except QueryError as exc:
+        raise _BadRequest("base", str(exc)) from None
 
 
 def add_admin_routes(app: web.Application, emulator: CoupaEmulator) -> None:
@@ -52,21 +101,27 @@ def add_admin_routes(app: web.Application, emulator: CoupaEmulator) -> None:
             200, {"seed": emulator.faults.seed, "faults": [f.as_dict() for f in emulator.faults.faults]}
         )
 
-    async def put_faults(request: web.Request) -> web.Response:
+    def _faults(items: Any) -> list[Fault]:
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise _BadRequest("faults", f"faults must be a list of fault objects, got {quoted(items)}")
         try:
-            body = await request.json()
-            faults = [Fault.from_dict(f) for f in body.get("faults", [])]
-        except (ValueError, TypeError, AttributeError) as exc:
-            return json_response(400, {"errors": {"faults": [str(exc)]}})
-        emulator.faults.clear(seed=body.get("seed"))
+            return [Fault.from_dict(item) for item in items]
+        except (ValueError, TypeError) as exc:
+            raise _BadRequest("faults", str(exc)) from None
+
+    async def put_faults(request: web.Request) -> web.Response:
+        body = await _json_object(request, "faults")
+        faults = _faults(body.get("faults", []))
+        seed = body.get("seed")
+        if seed is not None and whole_number(seed) is None:
+            raise _BadRequest("faults", f"seed must be a whole number, got {quoted(seed)}")
+        emulator.faults.clear(seed=seed)
         emulator.faults.replace(faults)
         return await get_faults(request)
 
     async def post_fault(request: web.Request) -> web.Response:
-        try:
-            emulator.faults.add(Fault.from_dict(await request.json()))
-        except (ValueError, TypeError) as exc:
-            return json_response(400, {"errors": {"faults": [str(exc)]}})
+        [fault] = _faults([await _json_object(request, "faults")])
+        emulator.faults.add(fault)
         return await get_faults(request)
 
     async def delete_faults(request: web.Request) -> web.Response:
@@ -80,45 +135,58 @@ def add_admin_routes(app: web.Application, emulator: CoupaEmulator) -> None:
         return json_response(200, emulator.stats())
 
     async def rate_limit(request: web.Request) -> web.Response:
-        body = await request.json()
-        emulator.set_rate_limit(body.get("rate"), int(body.get("burst", 20)), send_retry_after=body.get("retry_after"))
-        return json_response(200, {"rate": body.get("rate"), "burst": body.get("burst", 20)})
+        body = await _json_object(request, "rate_limit")
+        rate, burst, retry_after = body.get("rate"), body.get("burst", 20), body.get("retry_after")
+        if retry_after is not None and not isinstance(retry_after, bool):
+            raise _BadRequest("rate_limit", f"retry_after must be true, false or null, got {quoted(retry_after)}")
+        if rate is not None and (finite_number(rate) is None or rate < 0):
+            raise _BadRequest("rate_limit", f"rate must be requests per second (0 or null: off), got {quoted(rate)}")
+        if whole_number(burst, minimum=1) is None:
+            raise _BadRequest("rate_limit", f"burst must be a whole number of 1 or more, got {quoted(burst)}")
+        emulator.set_rate_limit(rate, burst, send_retry_after=retry_after)
+        return json_response(200, {"rate": rate, "burst": burst})
 
     async def resolve(request: web.Request) -> web.Response:
         try:
-            row = emulator.resolve(int(request.match_info["id"]), request.match_info["action"] == "resolve")
+            row = emulator.resolve(_record_id(request), request.match_info["action"] == "resolve")
         except NotFound:
             return json_response(404, {"errors": {"base": ["Record not found"]}})
         return json_response(200, row)
 
     async def integration(request: web.Request) -> web.Response:
-        body = await request.json()
+        body = await _json_object(request, "integration")
+        code = body.pop("code", None)
         try:
-            return json_response(201, emulator.add_integration(**body))
-        except (Invalid, TypeError) as exc:
-            return json_response(400, {"errors": {"integration": [str(exc)]}})
+            return json_response(201, emulator.add_integration(code, **body))
+        except Invalid as exc:
+            raise _BadRequest("integration", str(exc)) from None
 
     async def seed(request: web.Request) -> web.Response:
+        body = await _json_object(request, "seed")
+        count = whole_number(body.pop("count", None), minimum=0, maximum=MAX_SEED)
+        if count is None:
+            raise _BadRequest("seed", f"count must be a whole number from 0 to {MAX_SEED}")
         try:
-            body = await request.json()
-            count = int(body.pop("count"))
             last = emulator.seed_records(count, **body)
-        except (ValueError, TypeError, KeyError, Invalid) as exc:
-            return json_response(400, {"errors": {"seed": [f"{type(exc).__name__}: {exc}"]}})
+        except (ValueError, TypeError, Invalid) as exc:
+            raise _BadRequest("seed", f"{type(exc).__name__}: {quoted(str(exc), 300)}") from None
         return json_response(201, {"seeded": count, "last_id": last})
 
     r = app.router
-    r.add_get("/_emulator/health", health)
-    r.add_post("/_emulator/seed", seed)
-    r.add_get("/_emulator/state", state)
-    r.add_get("/_emulator/records", records)
-    r.add_post("/_emulator/reset", reset)
-    r.add_get("/_emulator/faults", get_faults)
-    r.add_put("/_emulator/faults", put_faults)
-    r.add_post("/_emulator/faults", post_fault)
-    r.add_delete("/_emulator/faults", delete_faults)
-    r.add_post("/_emulator/expire_tokens", expire)
-    r.add_get("/_emulator/stats", stats)
-    r.add_put("/_emulator/rate_limit", rate_limit)
-    r.add_put(r"/_emulator/records/{id:\d+}/{action:resolve|unresolve}", resolve)
-    r.add_post("/_emulator/integrations", integration)
+    for method, path, handler in [
+        ("GET", "/_emulator/health", health),
+        ("POST", "/_emulator/seed", seed),
+        ("GET", "/_emulator/state", state),
+        ("GET", "/_emulator/records", records),
+        ("POST", "/_emulator/reset", reset),
+        ("GET", "/_emulator/faults", get_faults),
+        ("PUT", "/_emulator/faults", put_faults),
+        ("POST", "/_emulator/faults", post_fault),
+        ("DELETE", "/_emulator/faults", delete_faults),
+        ("POST", "/_emulator/expire_tokens", expire),
+        ("GET", "/_emulator/stats", stats),
+        ("PUT", "/_emulator/rate_limit", rate_limit),
+        ("PUT", r"/_emulator/records/{id:\d+}/{action:resolve|unresolve}", resolve),
+        ("POST", "/_emulator/integrations", integration),
+    ]:
+        r.add_route(method, path, _answering_400(handler))

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_coupa_ihr.client.records import RUN_ACTIONS
 from airflow_provider_coupa_ihr.testing.auth import READ_SCOPE, WRITE_SCOPE, AuthFailure, Grant
 from airflow_provider_coupa_ihr.testing.faults import Verdict, retry_after_header
-from airflow_provider_coupa_ihr.testing.querying import QueryError, parse_query, project
-from airflow_provider_coupa_ihr.testing.rendering import JSON, errors_body, render, wants_json
+from airflow_provider_coupa_ihr.testing.querying import QueryError, bigint, parse_query, project
+from airflow_provider_coupa_ihr.testing.rendering import JSON, BadJson, errors_body, read_json, render, wants_json
 from airflow_provider_coupa_ihr.testing.state import ACTION_EFFECTS, Invalid, NotFound
 
 if TYPE_CHECKING:
@@ -94,19 +94,29 @@ class CoupaApi:
         return json_response(200, body, headers={"Cache-Control": "no-store"})
 
     async def _serve(self, request: web.Request, scope: str, act: Action) -> web.StreamResponse:
+        """Answer one API call in the order that keeps every status honest: the credentials first (a missing,
+        bad or expired token is 401 and a missing scope 403, whatever else is going on), then the rate limit
+        (only calls Coupa would serve spend its budget), then the injected faults, then the endpoint itself."""
         from aiohttp import web
 
         emulator = self.emulator
         as_json = wants_json(request.headers.get("Accept"))
-        bucket = emulator.rate_limiter
-        if bucket is not None:
-            wait = bucket.try_acquire()  # a refused request takes no token, as a server's limit works
-            if wait is not None:
-                return self._throttled(request, as_json, wait if emulator.send_retry_after else None)
         transport = request.transport
         if emulator.new_connection_latency and transport is not None and transport not in self._seen_transports:
             self._seen_transports.add(transport)
             await asyncio.sleep(emulator.new_connection_latency)
+        try:
+            grant = emulator.authority.check(
+                request.headers.get("Authorization"), request.headers.get("X-COUPA-API-KEY"), scope
+            )
+        except AuthFailure as failure:
+            self._log(request, failure.status, None)
+            return _oauth_error(failure)
+        bucket = emulator.rate_limiter
+        if bucket is not None:
+            wait = bucket.try_acquire()  # a refused request takes no token, as a server's limit works
+            if wait is not None:
+                return self._throttled(request, grant, as_json, wait if emulator.send_retry_after else None)
         verdict: Verdict = emulator.faults.verdict(request.method, request.path)
         if verdict.delay and request.method in ("POST", "PUT", "PATCH"):
             # Take the whole request in before stalling (aiohttp keeps the body for _payload), so a client that
@@ -115,19 +125,12 @@ class CoupaApi:
         if verdict.delay:
             await asyncio.sleep(verdict.delay)
         if verdict.status == 429:
-            return self._throttled(request, as_json, verdict.retry_after)
+            return self._throttled(request, grant, as_json, verdict.retry_after)
         if verdict.status is not None:
-            self._log(request, verdict.status, None)
+            self._log(request, verdict.status, grant.client_id)
             return _plain_error(verdict.status, verdict.retry_after, as_json)
         if verdict.drop_before:
-            return self._drop(request)
-        try:
-            grant = emulator.authority.check(
-                request.headers.get("Authorization"), request.headers.get("X-COUPA-API-KEY"), scope
-            )
-        except AuthFailure as failure:
-            self._log(request, failure.status, None)
-            return _oauth_error(failure)
+            return self._drop(request, grant)
         try:
             payload = await _payload(request) if request.method in ("POST", "PUT", "PATCH") else {}
             status, value, root, query = act(request, grant, payload)
@@ -142,7 +145,7 @@ class CoupaApi:
             body, ctype = errors_body(resource, messages, as_json=as_json)
             return web.Response(status=400, body=body, headers={"Content-Type": ctype})
         if verdict.drop_after:
-            return self._drop(request)
+            return self._drop(request, grant)
         return self._respond(request, grant, status, value, root, query, as_json)
 
     def _respond(
@@ -162,14 +165,16 @@ class CoupaApi:
         self._log(request, status, grant.client_id)
         return web.Response(status=status, body=body, headers={"Content-Type": ctype})
 
-    def _throttled(self, request: web.Request, as_json: bool, retry_after: float | str | None) -> web.StreamResponse:
-        self._log(request, 429, None)
+    def _throttled(
+        self, request: web.Request, grant: Grant, as_json: bool, retry_after: float | str | None
+    ) -> web.StreamResponse:
+        self._log(request, 429, grant.client_id)
         return _plain_error(429, retry_after, as_json)
 
-    def _drop(self, request: web.Request) -> web.StreamResponse:
+    def _drop(self, request: web.Request, grant: Grant) -> web.StreamResponse:
         from aiohttp import web
 
-        self._log(request, None, None)
+        self._log(request, None, grant.client_id)
         if request.transport is not None:
             request.transport.close()
         return web.Response(status=499)
@@ -216,7 +221,7 @@ class CoupaApi:
         table = state.table(name)
 
         def act(request: web.Request, grant: Grant, payload: Any) -> tuple[int, Any, str, Any]:
-            return 200, state.get(table, int(request.match_info["id"])), COLLECTIONS[name][1], _controls(request)
+            return 200, state.get(table, _path_id(request)), COLLECTIONS[name][1], _controls(request)
 
         return await self._serve(request, READ_SCOPE, act)
 
@@ -247,9 +252,7 @@ class CoupaApi:
 
         def act(request: web.Request, grant: Grant, payload: Any) -> tuple[int, Any, str, Any]:
             controls = _controls(request)
-            row = state.update(
-                table, int(request.match_info["id"]), _unwrap(payload, table.resource), user=self._user(grant)
-            )
+            row = state.update(table, _path_id(request), _unwrap(payload, table.resource), user=self._user(grant))
             return 200, row, COLLECTIONS[name][1], controls
 
         return await self._serve(request, WRITE_SCOPE, act)
@@ -262,7 +265,7 @@ class CoupaApi:
         def act(request: web.Request, grant: Grant, payload: Any) -> tuple[int, Any, str, Any]:
             controls = _controls(request)
             resolved = request.match_info["action"] == "resolve"
-            row = state.set_resolved(table, int(request.match_info["id"]), resolved, user=self._user(grant))
+            row = state.set_resolved(table, _path_id(request), resolved, user=self._user(grant))
             return 200, row, COLLECTIONS[name][1], controls
 
         return await self._serve(request, WRITE_SCOPE, act)
@@ -273,7 +276,7 @@ class CoupaApi:
         def act(request: web.Request, grant: Grant, payload: Any) -> tuple[int, Any, str, Any]:
             controls = _controls(request)
             row = state.run_action(
-                int(request.match_info["id"]),
+                _path_id(request),
                 request.match_info["action"],
                 _unwrap(payload, "integration_run"),
                 user=self._user(grant),
@@ -284,6 +287,11 @@ class CoupaApi:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+def _path_id(request: web.Request) -> int:
+    """The ``{id}`` of the path; beyond a bigint it names nothing Coupa could hold, so 400 rather than 404."""
+    return bigint(request.match_info["id"], "id", minimum=0)
+
+
 def _controls(request: web.Request) -> Any:
     """``fields=`` and ``return_object=`` on a single-resource call (filters make no sense there)."""
     params = [(k, v) for k, v in request.query.items() if k in ("fields", "return_object")]
@@ -334,9 +342,9 @@ async def _payload(request: web.Request) -> Any:
     if "xml" in content_type:
         raise Invalid("base", ["The emulator reads JSON request bodies only: send Content-Type: application/json"])
     try:
-        return json.loads(raw)
-    except ValueError:
-        raise Invalid("base", ["Request body is not valid JSON"]) from None
+        return read_json(raw)
+    except BadJson as exc:
+        raise Invalid("base", [str(exc)]) from None
 
 
 def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> web.Response:

@@ -14,6 +14,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from airflow_provider_coupa_ihr.client.values import finite_number, whole_number
+from airflow_provider_coupa_ihr.testing.rendering import quoted
+
 __all__ = ["Fault", "FaultKind", "FaultPlan", "Verdict", "retry_after_header"]
 
 FaultKind = Literal["status", "drop_before", "drop_after", "latency", "storm"]
@@ -46,14 +49,30 @@ class Fault:
     path_contains: str | None = None
 
     def __post_init__(self) -> None:
+        """Refuse settings the server could not act on later (a fault arrives over HTTP as plain JSON too)."""
         if self.kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {self.kind!r}; known: {', '.join(FAULT_KINDS)}")
-        if not 0.0 <= self.rate <= 1.0:
-            raise ValueError(f"fault rate must be between 0 and 1, got {self.rate!r}")
-        if self.count is not None and self.count < 0:
-            raise ValueError("fault count must be 0 or more")
+            raise ValueError(f"unknown fault kind {quoted(self.kind)}; known: {', '.join(FAULT_KINDS)}")
+        rate = finite_number(self.rate)
+        if rate is None or not 0.0 <= rate <= 1.0:
+            raise ValueError(f"fault rate must be a number from 0 to 1, got {quoted(self.rate)}")
+        if whole_number(self.status, minimum=100, maximum=599) is None:
+            raise ValueError(f"fault status must be an HTTP status from 100 to 599, got {quoted(self.status)}")
+        seconds = finite_number(self.seconds)
+        if seconds is None or seconds < 0:
+            raise ValueError(f"fault seconds must be a number from 0, got {quoted(self.seconds)}")
+        if self.retry_after is not None and not isinstance(self.retry_after, str):
+            retry_after = finite_number(self.retry_after)
+            if retry_after is None or retry_after < 0:
+                raise ValueError(f"fault retry_after must be seconds or an HTTP date, got {quoted(self.retry_after)}")
+        if self.count is not None and whole_number(self.count, minimum=0) is None:
+            raise ValueError(f"fault count must be a whole number from 0, got {quoted(self.count)}")
+        if self.path_contains is not None and not isinstance(self.path_contains, str):
+            raise ValueError(f"fault path_contains must be text, got {quoted(self.path_contains)}")
         if self.methods is not None:
+            if isinstance(self.methods, str) or not all(isinstance(m, str) for m in self.methods):
+                raise ValueError(f"fault methods must be a list of HTTP methods, got {quoted(self.methods)}")
             self.methods = tuple(m.upper() for m in self.methods)
+        self.rate, self.seconds = rate, seconds
 
     def applies_to(self, method: str, path: str) -> bool:
         if self.count is not None and self.count <= 0:
@@ -72,7 +91,7 @@ class Fault:
         if unknown:
             raise ValueError(f"unknown fault settings {sorted(unknown)}; known: {sorted(known)}")
         values = dict(data)
-        if values.get("methods") is not None:
+        if isinstance(values.get("methods"), list):
             values["methods"] = tuple(values["methods"])
         return cls(**values)
 

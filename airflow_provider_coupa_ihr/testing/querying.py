@@ -11,13 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow_provider_coupa_ihr.client.records import (
-    INTEGRATION_FIELDS,
-    QUERY_OPERATORS,
-    RUN_FIELDS,
-    Field,
-    is_integer_value,
-)
+from airflow_provider_coupa_ihr.client.records import INTEGRATION_FIELDS, QUERY_OPERATORS, RUN_FIELDS, Field
+from airflow_provider_coupa_ihr.client.values import MAX_ID, whole_number
+from airflow_provider_coupa_ihr.testing.rendering import BadJson, quoted, read_json
 
 __all__ = [
     "MAX_LIMIT",
@@ -25,6 +21,7 @@ __all__ = [
     "Query",
     "QueryError",
     "apply_query",
+    "bigint",
     "matching_ids",
     "parse_query",
     "project",
@@ -48,6 +45,8 @@ ASSOCIATIONS: Mapping[str, Mapping[str, Field]] = {
     "updated-by": _USER_FIELDS,
 }
 RETURN_OBJECT_VALUES = ("limited", "shallow", "none")
+#: The smallest number a bigint column holds (the largest is the client's ``MAX_ID``).
+MIN_BIGINT = -MAX_ID - 1
 
 
 class QueryError(ValueError):
@@ -138,12 +137,29 @@ def project(resource: Any, spec: Sequence[Any] | None) -> Any:
     return out
 
 
+def bigint(raw: str, what: str, *, minimum: int = MIN_BIGINT) -> int:
+    """``raw`` (query-string or path text) as a whole number a bigint column holds, else :class:`QueryError`.
+
+    Coupa's ids and counts are Postgres bigints: a number beyond them cannot name anything, and Coupa refuses it
+    rather than answering "nothing found", so the emulator answers 400 too.
+    """
+    try:
+        number = whole_number(raw, text=True)
+    except ValueError:  # more digits than int() reads: far beyond a bigint
+        number = MAX_ID + 1
+    if number is None:
+        raise QueryError(f"{what} takes a whole number, got {quoted(raw)}")
+    if not minimum <= number <= MAX_ID:
+        raise QueryError(f"{what} must be a whole number from {minimum} to {MAX_ID} (a bigint), got {quoted(raw)}")
+    return number
+
+
 # ------------------------------------------------------------------------------------------------ internals
 def _split_key(key: str) -> tuple[str, list[str]]:
     name, _, rest = key.partition("[")
     parts = [p for p in rest.rstrip("]").split("][")] if rest else []
     if rest and not key.endswith("]"):
-        raise QueryError(f"Malformed filter {key!r}")
+        raise QueryError(f"Malformed filter {quoted(key)}")
     return name, [p.replace("_", "-") if p not in QUERY_OPERATORS else p for p in parts]
 
 
@@ -156,17 +172,17 @@ def _condition(key: str, raw_value: str, fields: Mapping[str, Field]) -> Conditi
         sub_fields = ASSOCIATIONS[name]
         sub, ops = parts[0], parts[1:]
         if sub not in sub_fields:
-            raise QueryError(f"Unknown field {sub!r} of {name}; known: {', '.join(sorted(sub_fields))}")
+            raise QueryError(f"Unknown field {quoted(sub)} of {name}; known: {', '.join(sorted(sub_fields))}")
         spec, path = sub_fields[sub], (name, sub)  # type: tuple[Field, tuple[str, ...]]
     else:
         if name not in fields:
-            raise QueryError(f"Unknown query field {name!r}")
+            raise QueryError(f"Unknown query field {quoted(name)}")
         spec, path, ops = fields[name], (name,), parts
     if len(ops) > 1:
-        raise QueryError(f"Malformed filter {key!r}")
+        raise QueryError(f"Malformed filter {quoted(key)}")
     operator = ops[0] if ops else "eq"
     if operator != "eq" and operator not in QUERY_OPERATORS:
-        raise QueryError(f"Unknown operator [{operator}] in {key!r}; known: {', '.join(QUERY_OPERATORS)}")
+        raise QueryError(f"Unknown operator [{operator}] in {quoted(key)}; known: {', '.join(QUERY_OPERATORS)}")
     if operator in ("contains", "starts_with", "ends_with") and spec.kind in ("datetime", "integer", "boolean"):
         raise QueryError(f"[{operator}] does not apply to {spec.kind} field {'.'.join(path)}")
     return Condition(path, operator, _parse_value(operator, raw_value, spec, key), spec.kind)
@@ -184,17 +200,15 @@ def _parse_value(operator: str, raw: str, spec: Field, key: str) -> Any:
 
 def _scalar(raw: str, spec: Field, key: str) -> Any:
     if spec.kind == "integer":
-        if not is_integer_value(raw):
-            raise QueryError(f"{key} takes an integer, got {raw!r}")
-        return int(raw)
+        return bigint(raw, key)
     if spec.kind == "boolean":
         if raw.lower() not in ("true", "false"):
-            raise QueryError(f"{key} takes true or false, got {raw!r}")
+            raise QueryError(f"{key} takes true or false, got {quoted(raw)}")
         return raw.lower() == "true"
     if spec.kind == "datetime":
         parsed = _datetime(raw)
         if parsed is None:
-            raise QueryError(f"{key} takes a date or time (ISO 8601), got {raw!r}")
+            raise QueryError(f"{key} takes a date or time (ISO 8601), got {quoted(raw)}")
         return parsed
     return raw
 
@@ -257,7 +271,7 @@ def _order_by(raw: str | None, fields: Mapping[str, Field]) -> str:
         return "id"
     name = raw.replace("_", "-")
     if name not in fields:
-        raise QueryError(f"Cannot order by unknown field {raw!r}")
+        raise QueryError(f"Cannot order by unknown field {quoted(raw)}")
     return name
 
 
@@ -266,15 +280,13 @@ def _direction(raw: str | None) -> bool:
         return False
     if raw.lower() == "desc":
         return True
-    raise QueryError(f"dir must be asc or desc, got {raw!r}")
+    raise QueryError(f"dir must be asc or desc, got {quoted(raw)}")
 
 
 def _int_param(name: str, raw: str | None, *, default: int) -> int:
     if raw is None:
         return default
-    if not is_integer_value(raw) or int(raw) < 0:
-        raise QueryError(f"{name} must be a whole number from 0, got {raw!r}")
-    return int(raw)
+    return bigint(raw, name, minimum=0)
 
 
 def _limit(raw: str | None) -> int:
@@ -286,9 +298,9 @@ def _fields_param(raw: str | None) -> list[Any] | None:
     if raw is None:
         return None
     try:
-        spec = json.loads(raw)
-    except ValueError:
-        raise QueryError(f'fields must be a JSON array such as ["id","status"], got {raw!r}') from None
+        spec = read_json(raw, what="fields")
+    except BadJson as exc:
+        raise QueryError(f'{exc}: it must be a JSON array such as ["id","status"], got {quoted(raw)}') from None
     if not _valid_fields_spec(spec):
         raise QueryError("fields must be a JSON array of names and {association: [names]} objects")
     return list(spec)
@@ -307,5 +319,5 @@ def _valid_fields_spec(spec: Any) -> bool:
 
 def _return_object(raw: str | None) -> str | None:
     if raw is not None and raw not in RETURN_OBJECT_VALUES:
-        raise QueryError(f"return_object must be one of {', '.join(RETURN_OBJECT_VALUES)}, got {raw!r}")
+        raise QueryError(f"return_object must be one of {', '.join(RETURN_OBJECT_VALUES)}, got {quoted(raw)}")
     return raw

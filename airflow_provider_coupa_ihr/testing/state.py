@@ -24,10 +24,11 @@ from airflow_provider_coupa_ihr.client.records import (
     Field,
     Problem,
     check_fields,
-    is_integer_value,
     to_wire_keys,
 )
+from airflow_provider_coupa_ihr.client.values import MAX_ID, whole_number
 from airflow_provider_coupa_ihr.testing.querying import Condition, Query, matching_ids
+from airflow_provider_coupa_ihr.testing.rendering import quoted
 
 __all__ = ["CoupaState", "Invalid", "NotFound", "SideEffect"]
 
@@ -96,10 +97,45 @@ def _in_ranges(ids: list[int], ranges: list[Condition]) -> list[int]:
     return ids[low:high] if low < high else []
 
 
-def _copy_for_reading(row: Resource) -> Resource:
-    """A copy that later writes cannot reach: writes replace top-level values and append to top-level lists only,
-    so copying those two levels suffices (far cheaper than a deep copy on every page served)."""
-    return {k: list(v) if isinstance(v, list) else v for k, v in row.items()}
+#: Keys under which a stored row holds another row itself (its integration, its run), not a copy: Coupa joins
+#: associations when it answers, so a record shows its run's status today, not the status when it was written.
+#: Reads present a fresh copy of the linked row; filters read it live.
+_LINKS = frozenset({"integration", "integration-run"})
+
+
+def _present(row: Resource, *, deep: bool) -> Resource:
+    """``row`` as Coupa shows it, copied: each linked row as it is now (a run without its error list, which it
+    shows only for itself). ``deep=False`` is for pages: it copies just what later writes could reach (they
+    replace top-level values and append to top-level lists), far cheaper than a deep copy on every page served."""
+    if deep:
+        out = {k: v if k in _LINKS else copy.deepcopy(v) for k, v in row.items()}
+    else:
+        out = {k: list(v) if type(v) is list else v for k, v in row.items()}
+    for key in _LINKS:
+        linked = row.get(key)
+        if isinstance(linked, dict):
+            out[key] = _present({k: v for k, v in linked.items() if k != "integration-errors"}, deep=deep)
+    return out
+
+
+def _bigint(value: Any) -> int | None:
+    """``value`` (an int or its text) as a whole number a bigint column holds, else None."""
+    try:
+        return whole_number(value, minimum=-MAX_ID - 1, maximum=MAX_ID, text=True)
+    except ValueError:  # more digits than int() reads: far beyond a bigint
+        return None
+
+
+def _store_integers(fields: Mapping[str, Field], body: Resource, problems: list[Problem]) -> None:
+    """Integer fields given as text (``"12"``) are stored and returned as integers, as Rails casts them; a number
+    beyond a bigint is refused, as Postgres would (unless the field has a problem already)."""
+    for name, spec in fields.items():
+        if spec.kind == "integer" and body.get(name) is not None:
+            number = _bigint(body[name])
+            if number is not None:
+                body[name] = number
+            elif not any(p.field == name for p in problems):
+                problems.append(Problem(name, f"must be a whole number from {-MAX_ID - 1} to {MAX_ID}"))
 
 
 def _now() -> str:
@@ -174,7 +210,10 @@ class CoupaState:
             by_key = query.order_by == "id"
             ranges = [c for c in query.conditions if by_key and c.path == ("id",) and c.operator in _RANGE_OPERATORS]
             rest = replace(query, conditions=tuple(c for c in query.conditions if c not in ranges), descending=False)
-            key = (table.resource, table.version, rest.conditions, rest.order_by)
+            # A filter or an order on a linked row must see that row's changes too (not only this table's).
+            linked = rest.order_by in _LINKS or any(len(c.path) > 1 for c in rest.conditions)
+            links_version = (self.integrations.version, self.runs.version) if linked else None
+            key = (table.resource, table.version, links_version, rest.conditions, rest.order_by)
             ids = self._query_cache.get(key)
             if ids is None:
                 ids = matching_ids(table.rows.values(), rest)
@@ -187,7 +226,7 @@ class CoupaState:
             page = ids[query.offset : query.offset + query.limit]
             if table is self.runs:
                 return [self._view(table, table.rows[i]) for i in page]
-            return [_copy_for_reading(table.rows[i]) for i in page]
+            return [_present(table.rows[i], deep=False) for i in page]
 
     def get(self, table: _Table, resource_id: int) -> Resource:
         with self._lock:
@@ -301,15 +340,13 @@ class CoupaState:
                 row["max-updated-at"] = self._max_updated_at(row)
                 return self._view(self.runs, row)
             problems = check_fields(body, RUN_FIELDS, require=False)
+            _store_integers(RUN_FIELDS, body, problems)
             if row["status"] in FINISHED_RUN_STATUSES:
                 problems.append(Problem("status", f"cannot change once the run is {row['status']}"))
             if problems:
                 raise Invalid("integration_run", [str(p) for p in problems])
             now = self._clock()
             body.pop("integration", None)
-            for name, spec in RUN_FIELDS.items():  # "12" is accepted as 12 and returned as an integer
-                if spec.kind == "integer" and body.get(name) is not None:
-                    body[name] = int(body[name])
             row.update(body)
             row["status"] = RUN_ACTIONS[action]
             if action == "run" and not row.get("start-time"):
@@ -325,11 +362,11 @@ class CoupaState:
     def _view(self, table: _Table, row: Resource) -> Resource:
         """A deep copy of ``row`` as Coupa shows it. A run lists its errors in full, as the Swagger's
         ``IntegrationRun.integration-errors`` (items ``IntegrationError``) says, not as the stored ``{"id": N}``."""
-        out = copy.deepcopy(row)
+        out = _present(row, deep=True)
         if table is self.runs:
             run = {k: v for k, v in out.items() if k != "integration-errors"}
             out["integration-errors"] = [
-                {**copy.deepcopy(self.errors.rows[ref["id"]]), "integration-run": copy.deepcopy(run)}
+                {**_present(self.errors.rows[ref["id"]], deep=True), "integration-run": copy.deepcopy(run)}
                 for ref in row.get("integration-errors", ())
                 if ref["id"] in self.errors.rows
             ]
@@ -353,29 +390,28 @@ class CoupaState:
         out: Resource = {}
         if table is self.integrations:
             return out
-        for name, spec in table.fields.items():
-            if spec.kind == "integer" and name in body and body[name] is not None and is_integer_value(body[name]):
-                body[name] = int(body[name])
+        _store_integers(table.fields, body, problems)
         if isinstance(body.get("integration"), Mapping):
             ref = body["integration"]
             found = self._find_integration(ref)
             if found is None:
-                problems.append(Problem("integration", f"not found for {dict(ref)!r}"))
+                problems.append(Problem("integration", f"not found for {quoted(dict(ref))}"))
             else:
-                out["integration"] = copy.deepcopy(found)
+                out["integration"] = found  # the row itself: see _LINKS
         run_ref = body.get("integration-run")
         run_id = body.get("integration-run-id")
         if isinstance(run_ref, Mapping) and run_ref.get("id") is not None:
             run_id = run_ref.get("id")
         if run_id is not None:
-            run = self.runs.rows.get(int(run_id)) if is_integer_value(run_id) else None
+            number = _bigint(run_id)
+            run = self.runs.rows.get(number) if number is not None else None
             if run is None:
-                problems.append(Problem("integration-run", f"not found for id {run_id!r}"))
+                problems.append(Problem("integration-run", f"not found for id {quoted(run_id)}"))
             else:
-                out["integration-run"] = {k: copy.deepcopy(v) for k, v in run.items() if k != "integration-errors"}
+                out["integration-run"] = run  # the row itself: see _LINKS
                 out["integration-run-id"] = run["id"]
                 if "integration" not in body and table is not self.runs:
-                    out["integration"] = copy.deepcopy(run["integration"])
+                    out["integration"] = run["integration"]
         elif isinstance(run_ref, Mapping):
             problems.append(Problem("integration-run", "must name the run by id"))
         return out
@@ -383,9 +419,8 @@ class CoupaState:
     def _find_integration(self, ref: Mapping[str, Any]) -> Resource | None:
         if ref.get("code") is not None:
             return self.integration_by_code(str(ref["code"]))
-        if is_integer_value(ref.get("id")):
-            return self.integrations.rows.get(int(ref["id"]))
-        return None
+        number = _bigint(ref.get("id"))
+        return self.integrations.rows.get(number) if number is not None else None
 
     def _initialise(self, table: _Table, row: Resource, now: str, user: Mapping[str, Any] | None) -> None:
         if table is self.records or table is self.errors:

@@ -139,3 +139,86 @@ def test_admin_needs_no_token_and_ignores_faults(coupa_emulator: CoupaEmulator) 
     for _ in range(3):
         assert _admin(coupa_emulator, "GET", "/health").status_code == 200
         assert _admin(coupa_emulator, "GET", "/records").status_code == 200
+
+
+#: Every admin endpoint that reads a JSON body.
+BODY_ENDPOINTS = [
+    ("PUT", "/faults"),
+    ("POST", "/faults"),
+    ("PUT", "/rate_limit"),
+    ("POST", "/integrations"),
+    ("POST", "/seed"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), BODY_ENDPOINTS)
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"not json at all",
+        b"{",
+        b"\xff\xfe",
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"a": ' + b"[" * 500 + b"]" * 500 + b"}",
+        b"[]",
+        b"42",
+        b'"text"',
+        b"null",
+    ],
+    ids=["text", "truncated", "not-utf8", "nested-beyond-the-parser", "nested-beyond-100", "array", "number",
+         "string", "null"],
+)  # fmt: skip
+def test_a_body_that_is_not_a_json_object_is_400(
+    coupa_emulator: CoupaEmulator, method: str, path: str, data: bytes
+) -> None:
+    coupa_emulator.faults.error_rate(500, 1.0, path_contains="/nothing")
+    answer = _admin(coupa_emulator, method, path, data=data, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400, answer.text
+    [messages] = answer.json()["errors"].values()
+    assert messages
+    assert len(coupa_emulator.faults.faults) == 1  # nothing changed
+    assert coupa_emulator.records() == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PUT", "/rate_limit", {"rate": "fast"}),
+        ("PUT", "/rate_limit", {"rate": 5, "burst": "lots"}),
+        ("PUT", "/rate_limit", {"rate": 5, "burst": 0}),
+        ("PUT", "/rate_limit", {"rate": -1}),
+        ("PUT", "/rate_limit", {"rate": 5, "retry_after": "sometimes"}),
+        ("PUT", "/faults", {"faults": "all of them"}),
+        ("PUT", "/faults", {"faults": [], "seed": "seven"}),
+        ("POST", "/integrations", {"code": "X", "name": {"nested": True}}),
+        ("POST", "/integrations", {"name": "no code"}),
+        ("POST", "/integrations", {"code": ["not", "text"]}),
+        ("POST", "/seed", {"count": "many"}),
+        ("POST", "/seed", {"count": 10**9}),
+        ("POST", "/seed", {"count": 1, "document_type": "Banana"}),
+        ("POST", "/seed", {"count": True}),
+        ("POST", "/faults", {"kind": "status", "status": "teapot"}),
+        ("POST", "/faults", {"kind": "status", "status": 999}),
+        ("POST", "/faults", {"kind": "latency", "seconds": -1}),
+        ("POST", "/faults", {"kind": "storm", "retry_after": -5}),
+        ("POST", "/faults", {"kind": "status", "methods": "GET"}),
+        ("POST", "/faults", {"kind": "status", "path_contains": 7}),
+        ("PUT", "/faults", {"faults": [["status"]]}),
+    ],
+)
+def test_bad_values_in_an_admin_body_are_400(
+    coupa_emulator: CoupaEmulator, method: str, path: str, body: dict[str, Any]
+) -> None:
+    coupa_emulator.set_rate_limit(7, burst=3)
+    answer = _admin(coupa_emulator, method, path, json=body)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["errors"]
+    assert coupa_emulator.rate_limiter is not None
+    assert (coupa_emulator.rate_limiter.rate, coupa_emulator.rate_limiter.burst) == (7, 3)  # nothing changed
+    assert coupa_emulator.records() == []
+
+
+@pytest.mark.parametrize("action", ["resolve", "unresolve"])
+def test_admin_resolve_of_an_id_beyond_a_bigint_is_400(coupa_emulator: CoupaEmulator, action: str) -> None:
+    assert _admin(coupa_emulator, "PUT", f"/records/{2**63}/{action}").status_code == 400
+    assert _admin(coupa_emulator, "PUT", f"/records/{2**63 - 1}/{action}").status_code == 404

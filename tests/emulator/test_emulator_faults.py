@@ -44,10 +44,58 @@ def test_status_fault_may_carry_retry_after(coupa_emulator: CoupaEmulator, api: 
     assert api.get(IHR).status_code == 200
 
 
-def test_error_fault_answers_before_auth(coupa_emulator: CoupaEmulator) -> None:
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer not-a-token-we-issued"}, {"X-COUPA-API-KEY": "k" * 40}],
+    ids=["no-token", "bad-token", "api-key-while-legacy-auth-is-off"],
+)
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("status", status=503),
+        Fault("storm", status=429, retry_after=1),
+        Fault("drop_before"),
+        Fault("drop_after"),
+        Fault("latency", seconds=0.05),
+    ],
+    ids=lambda f: f.kind,
+)
+def test_faults_never_mask_a_missing_or_bad_token(
+    coupa_emulator: CoupaEmulator, headers: dict[str, str], fault: Fault
+) -> None:
+    """A 401 stays a 401: the token is checked before any injected trouble, so a client retrying 5xx/429 never
+    retries its way around a broken credential (the fault still hits the next authenticated call)."""
+    fault.count = 1
+    coupa_emulator.faults.add(fault)
+    for method in ("GET", "POST"):
+        response = requests.request(method, coupa_emulator.url + IHR, headers=headers, json=ihr(), timeout=TIMEOUT)
+        assert response.status_code == 401, response.text
+        assert response.json()["error"] in ("invalid_request", "invalid_token")
+    assert coupa_emulator.records() == []
+    assert coupa_emulator.faults.faults[0].count == 1  # refused calls did not use the fault up
+    with session(coupa_emulator) as api:
+        if fault.kind.startswith("drop"):
+            with pytest.raises(requests.exceptions.ConnectionError):
+                api.get(IHR)
+        else:
+            assert api.get(IHR).status_code == {"status": 503, "storm": 429, "latency": 200}[fault.kind]
+    assert coupa_emulator.faults.faults[0].count == 0
+
+
+def test_an_expired_token_is_401_whatever_the_faults(coupa_emulator: CoupaEmulator, api: Api) -> None:
     coupa_emulator.faults.error_rate(503, 1.0)
-    response = requests.get(coupa_emulator.url + IHR, timeout=TIMEOUT)  # no token at all
-    assert response.status_code == 503
+    coupa_emulator.expire_tokens()
+    response = api.get(IHR)
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_token"
+
+
+def test_a_missing_scope_is_403_whatever_the_faults(coupa_emulator: CoupaEmulator) -> None:
+    coupa_emulator.faults.storm(count=5, retry_after=1)
+    with session(coupa_emulator, scope="core.integration.read") as api:
+        response = api.post(IHR, json=ihr())
+    assert response.status_code == 403
+    assert response.json()["error"] == "insufficient_scope"
 
 
 def _statuses(api: Api, n: int) -> list[int]:

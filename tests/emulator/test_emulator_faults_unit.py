@@ -26,6 +26,18 @@ class FakeClock:
         {"kind": "status", "rate": 1.5},
         {"kind": "status", "rate": -0.1},
         {"kind": "storm", "count": -1},
+        {"kind": "storm", "count": "3"},
+        {"kind": "status", "rate": "half"},
+        {"kind": "status", "rate": float("nan")},
+        {"kind": "status", "status": "teapot"},
+        {"kind": "status", "status": 99},
+        {"kind": "status", "status": True},
+        {"kind": "latency", "seconds": -0.5},
+        {"kind": "latency", "seconds": float("inf")},
+        {"kind": "storm", "retry_after": -1},
+        {"kind": "status", "methods": "GET"},
+        {"kind": "status", "methods": (1, 2)},
+        {"kind": "status", "path_contains": 7},
     ],
 )
 def test_fault_refuses_bad_settings(settings: dict) -> None:

@@ -73,6 +73,33 @@ def test_json_404_shape(api: Api) -> None:
     assert set(response.json()) == {"errors"}
 
 
+@pytest.mark.parametrize(
+    ("accept", "json_wanted"),
+    [
+        ("application/json;q=0.5, application/xml;q=0.9", False),
+        ("application/xml;q=0.5, application/json", True),
+        ("application/json;q=0", False),
+        ("application/json; q=0.0, */*", False),
+        ("*/*, application/json;q=0.8", False),  # */* at q=1 covers XML, which Coupa prefers on a tie
+        ("text/html, application/json;q=0.9", True),
+        ("application/*", False),
+        ("application/jsonp", False),
+        ("application/vnd.example+json", False),
+        ("text/plain; format=json", False),
+        ("application/json;q=bogus, application/xml", False),
+        ("application/json ; Q=0.7 ,text/html", True),
+    ],
+)
+def test_accept_is_parsed_as_media_ranges_with_weights(
+    coupa_emulator: CoupaEmulator, record: dict, accept: str, json_wanted: bool
+) -> None:
+    with session(coupa_emulator, accept_json=False) as api:
+        response = api.get(IHR, headers={"Accept": accept})
+    assert response.status_code == 200
+    wanted = "application/json" if json_wanted else "application/xml"
+    assert response.headers["Content-Type"].startswith(wanted), (accept, response.headers["Content-Type"])
+
+
 # ------------------------------------------------------------------------------------------ XML
 @pytest.mark.parametrize("accept", [None, "*/*", "application/xml", "text/html"])
 def test_xml_unless_json_asked_for(coupa_emulator: CoupaEmulator, record: dict, accept: str | None) -> None:

@@ -141,6 +141,8 @@ def test_association_filters(rows: Any, api: Api, params: dict[str, str], expect
         {"offset": "first"},
         {"fields": "id,status"},
         {"fields": '{"id": 1}'},
+        {"fields": "[" * 1200 + "]" * 1200},  # past Python's recursion limit, within aiohttp's 8 KB request line
+        {"fields": '[{"integration": ' + "[{" * 200 + '"a": []' + "}]" * 200 + "}]"},
         {"return_object": "everything"},
     ],
 )
@@ -148,6 +150,39 @@ def test_bad_query_is_400(rows: Any, api: Api, params: dict[str, str]) -> None:
     response = api.get(IHR, params=params)
     assert response.status_code == 400, response.text
     assert errors_of(response, "base")
+
+
+BIGINT = 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"id": str(BIGINT + 1)},
+        {"id[gt]": str(BIGINT + 1)},
+        {"id[lt_or_eq]": str(-BIGINT - 2)},
+        {"id[in]": f"1,{BIGINT + 1}"},
+        {"id[not_in]": "9" * 40},
+        {"document-id": "9" * 5000},  # past Python's int() digit limit too
+        {"integration-run-id": str(BIGINT + 1)},
+        {"integration[id]": str(BIGINT + 1)},
+        {"document-id": "\u00b2"},  # a digit to str.isdigit(), not to int()
+        {"offset": str(BIGINT + 1)},
+        {"limit": "9" * 5000},
+    ],
+    ids=lambda p: f"{next(iter(p))}={next(iter(p.values()))[:24]}",
+)
+def test_numbers_beyond_a_bigint_are_400(rows: Any, api: Api, params: dict[str, str]) -> None:
+    response = api.get(IHR, params=params)
+    assert response.status_code == 400, response.text
+    assert errors_of(response, "base")
+
+
+def test_the_largest_bigint_is_a_valid_filter(rows: Any, api: Api) -> None:
+    for params in ({"id": str(BIGINT)}, {"id[gt]": str(BIGINT)}, {"id[gt]": str(-BIGINT - 1)}):
+        response = api.get(IHR, params=params)
+        assert response.status_code == 200, (params, response.text)
+    assert len(api.get(IHR, params={"id[gt]": str(-BIGINT - 1)}).json()) == len(rows)
 
 
 # ------------------------------------------------------------------------------------------ pages

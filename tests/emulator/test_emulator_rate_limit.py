@@ -95,3 +95,26 @@ def test_token_and_admin_calls_are_not_throttled(coupa_emulator: CoupaEmulator) 
     # Only API calls draw from the bucket.
     with session(coupa_emulator, token=tokens[-1]) as api:
         assert [r.status_code for r in _burst(api, 2)] == [200, 429]
+
+
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer not-a-token-we-issued"}], ids=["no-token", "bad-token"]
+)
+def test_a_missing_or_bad_token_is_401_even_when_the_bucket_is_empty(
+    coupa_emulator: CoupaEmulator, api: Api, headers: dict[str, str]
+) -> None:
+    coupa_emulator.set_rate_limit(0.5, burst=1)
+    assert api.get(INTEGRATIONS).status_code == 200
+    assert api.get(INTEGRATIONS).status_code == 429  # the bucket is empty now
+    for _ in range(3):
+        refused = requests.get(coupa_emulator.url + INTEGRATIONS, headers=headers, timeout=TIMEOUT)
+        assert refused.status_code == 401, refused.text
+        assert "Retry-After" not in refused.headers
+
+
+def test_calls_refused_for_their_token_take_nothing_from_the_bucket(coupa_emulator: CoupaEmulator, api: Api) -> None:
+    """Only calls Coupa would serve count against the budget, so a misconfigured neighbour cannot starve a client."""
+    coupa_emulator.set_rate_limit(0.5, burst=2)
+    for _ in range(10):
+        assert requests.get(coupa_emulator.url + INTEGRATIONS, timeout=TIMEOUT).status_code == 401
+    assert [r.status_code for r in _burst(api, 3)] == [200, 200, 429]

@@ -4,7 +4,7 @@ resolve and unresolve, with their side effects and 404s."""
 from __future__ import annotations
 
 import pytest
-from emulator_helpers import CODE, IHR, Api, errors_of, ihr, seed_records
+from emulator_helpers import CODE, ERRORS, IHR, INTEGRATIONS, RUNS, Api, errors_of, ihr, seed_records
 
 from airflow_provider_coupa_ihr.testing import CoupaEmulator
 
@@ -70,6 +70,27 @@ def test_unknown_id_is_404(api: Api, method: str, suffix: str) -> None:
     assert "errors" in response.json()
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", f"{IHR}/{{id}}"),
+        ("PUT", f"{IHR}/{{id}}"),
+        ("PATCH", f"{IHR}/{{id}}"),
+        ("PUT", f"{IHR}/{{id}}/resolve"),
+        ("PUT", f"{ERRORS}/{{id}}/unresolve"),
+        ("GET", f"{RUNS}/{{id}}"),
+        ("PUT", f"{RUNS}/{{id}}/run"),
+        ("GET", f"{INTEGRATIONS}/{{id}}"),
+    ],
+)
+def test_an_id_beyond_a_bigint_in_the_path_is_400_not_404(api: Api, method: str, path: str) -> None:
+    beyond = api.request(method, path.format(id=2**63), json={"status": "Error"})
+    assert beyond.status_code == 400, beyond.text
+    assert "errors" in beyond.json()
+    largest = api.request(method, path.format(id=2**63 - 1), json={"status": "Error"})
+    assert largest.status_code == 404, largest.text
+
+
 def test_create_accepts_a_body_wrapped_in_its_resource_name(coupa_emulator: CoupaEmulator, api: Api) -> None:
     response = api.post(IHR, json={"integration_history_record": ihr()})
     assert response.status_code == 201
@@ -78,11 +99,18 @@ def test_create_accepts_a_body_wrapped_in_its_resource_name(coupa_emulator: Coup
 
 @pytest.mark.parametrize(
     ("data", "headers"),
-    [("[1, 2]", {"Content-Type": "application/json"}), ("{not json", {"Content-Type": "application/json"})],
-    ids=["array", "garbage"],
+    [
+        ("[1, 2]", {"Content-Type": "application/json"}),
+        ("{not json", {"Content-Type": "application/json"}),
+        ("[" * 100_000 + "]" * 100_000, {"Content-Type": "application/json"}),
+        ('{"responses": ' + "[" * 500 + "]" * 500 + "}", {"Content-Type": "application/json"}),
+        ('{"document-id": ' + "9" * 5000 + "}", {"Content-Type": "application/json"}),
+        (b"\xff\xfe{}", {"Content-Type": "application/json"}),
+    ],
+    ids=["array", "garbage", "nested-beyond-the-parser", "nested-beyond-rails-max-nesting", "huge-number", "not-utf8"],
 )
 def test_create_refuses_a_body_that_is_not_a_json_object(
-    coupa_emulator: CoupaEmulator, api: Api, data: str, headers: dict[str, str]
+    coupa_emulator: CoupaEmulator, api: Api, data: str | bytes, headers: dict[str, str]
 ) -> None:
     response = api.post(IHR, data=data, headers=headers)
     assert response.status_code == 400

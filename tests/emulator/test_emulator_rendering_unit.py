@@ -7,7 +7,15 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from airflow_provider_coupa_ihr.testing.rendering import errors_body, render, wants_json
+from airflow_provider_coupa_ihr.testing.rendering import (
+    MAX_JSON_DEPTH,
+    BadJson,
+    errors_body,
+    quoted,
+    read_json,
+    render,
+    wants_json,
+)
 
 
 def _parse(body: bytes) -> ET.Element:
@@ -26,10 +34,53 @@ def _parse(body: bytes) -> ET.Element:
         ("application/json", True),
         ("application/json; charset=utf-8", True),
         ("APPLICATION/JSON", True),
+        ("application/json, text/xml", True),  # same weight: the earlier range wins
+        ("application/xml, application/json", False),
+        ("application/json, */*", True),  # same weight: the more specific range wins
+        ("*/*;q=0.1, application/json;q=0.1", True),
+        ("application/*", False),
+        ("application/json;q=0", False),
+        ("application/json;q=0.4, text/xml;q=0.5", False),
+        ("application/json;q=2", False),  # a weight above 1 is unreadable: the range is ignored
+        ("application/json;q=, application/xml", False),
+        ("json", False),
+        ("application/jsonp", False),
+        (",;,", False),
     ],
 )
 def test_wants_json(accept: str | None, expected: bool) -> None:
     assert wants_json(accept) is expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (b"{", "not valid JSON"),
+        (b"\xff", "not valid JSON"),
+        (b"[" * 5000 + b"]" * 5000, "nested more than 100 levels"),
+        (b"[" * 101 + b"]" * 101, "nested more than 100 levels"),
+        (b'{"a": ' * 101 + b"1" + b"}" * 101, "nested more than 100 levels"),
+        (b"9" * 5000, "not valid JSON"),
+    ],
+)
+def test_read_json_refuses_what_rails_refuses(raw: bytes, problem: str) -> None:
+    with pytest.raises(BadJson, match=problem):
+        read_json(raw)
+
+
+def test_read_json_takes_nesting_up_to_rails_max_nesting() -> None:
+    assert MAX_JSON_DEPTH == 100
+    nested = read_json(b"[" * 100 + b"]" * 100)
+    for _ in range(99):
+        [nested] = nested
+    assert nested == []
+    assert read_json('{"a": "é"}'.encode()) == {"a": "é"}
+
+
+def test_quoted_cuts_long_values() -> None:
+    assert quoted("short") == "'short'"
+    assert len(quoted("x" * 10_000)) == 60
+    assert quoted("x" * 10_000).endswith("...")
 
 
 def test_json_is_compact_and_bare() -> None:

@@ -305,3 +305,54 @@ def test_integration_error_validation(coupa_emulator: CoupaEmulator, api: Api) -
     bare = {"contact-alert-type": "Technical", "integration-run": {"id": run["id"]}}
     assert api.post(ERRORS, json=bare).status_code == 201
     assert len(coupa_emulator.integration_errors()) == 1
+
+
+# ------------------------------------------------------------------------------------------ associations stay current
+def test_a_record_shows_its_run_and_integration_as_they_are_now(coupa_emulator: CoupaEmulator, api: Api) -> None:
+    """Coupa joins associations when it answers, so a record shows its run's status today, not at creation."""
+    run = _run(api)
+    record = api.post(IHR, json=ihr(**{"integration-run": {"id": run["id"]}})).json()
+    assert record["integration-run"]["status"] == "pending"
+    assert _act(api, run["id"], "run", {"total_records": 1}).status_code == 200
+    assert _act(api, run["id"], "success", {"records_processed": 1}).status_code == 200
+    integration_id = record["integration"]["id"]
+    assert api.put(f"{INTEGRATIONS}/{integration_id}", json={"name": "Renamed"}).status_code == 200
+
+    for seen in (
+        api.get(f"{IHR}/{record['id']}").json(),
+        api.get(IHR, params={"id": record["id"]}).json()[0],
+        coupa_emulator.record(record["id"]),
+        coupa_emulator.records()[0],
+    ):
+        assert seen["integration-run"]["status"] == "successful"
+        assert seen["integration-run"]["records-processed"] == 1
+        assert seen["integration-run"]["integration"]["name"] == "Renamed"
+        assert seen["integration"]["name"] == "Renamed"
+    assert api.get(f"{RUNS}/{run['id']}").json()["integration"]["name"] == "Renamed"
+    # Filters on an association read it as it is now (a cached answer from before the change is not reused).
+    assert api.get(IHR, params={"integration-run[status]": "successful"}).json()[0]["id"] == record["id"]
+    assert api.get(IHR, params={"integration[name]": "Renamed"}).json()[0]["id"] == record["id"]
+
+
+def test_an_integration_error_shows_its_run_as_it_is_now(coupa_emulator: CoupaEmulator, api: Api) -> None:
+    run = _run(api)
+    error = api.post(ERRORS, json=_error(run["id"])).json()
+    assert error["integration-run"]["status"] == "pending"
+    assert _act(api, run["id"], "fail").status_code == 200
+    assert api.get(f"{ERRORS}/{error['id']}").json()["integration-run"]["status"] == "failed"
+    assert coupa_emulator.integration_errors()[0]["integration-run"]["status"] == "failed"
+    # The run still lists its errors in full; the error's own run is the run itself, without the list again.
+    [listed] = api.get(f"{RUNS}/{run['id']}").json()["integration-errors"]
+    assert listed["id"] == error["id"]
+    assert listed["integration-run"]["status"] == "failed"
+    assert "integration-errors" not in listed["integration-run"]
+
+
+def test_answers_are_copies_a_later_change_cannot_reach(coupa_emulator: CoupaEmulator, api: Api) -> None:
+    run = _run(api)
+    api.post(IHR, json=ihr(**{"integration-run": {"id": run["id"]}}))
+    before = coupa_emulator.records()[0]
+    assert _act(api, run["id"], "run").status_code == 200
+    assert before["integration-run"]["status"] == "pending"  # what the caller holds does not change under it
+    before["integration"]["name"] = "scribbled on by a test"
+    assert coupa_emulator.records()[0]["integration"]["name"] != "scribbled on by a test"
