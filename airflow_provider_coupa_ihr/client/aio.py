@@ -1,10 +1,10 @@
 """``AsyncCoupaClient``: the same calls for triggers and async notifiers, driving :mod:`.flow` with httpx.
 
 httpx comes with both Airflow lines, so this adds no dependency. Clients share the process-wide token cache and
-throttle with the sync client, and, when made inside a running event loop, one ``httpx.AsyncClient`` (a connection
-pool) per loop and Coupa instance: a triggerer holding hundreds of waits then holds one pool, not hundreds. A fresh
-``httpx.AsyncClient`` costs about 40 ms of CPU and 0.8 MB of memory (mostly its TLS context), which is what each
-wait would otherwise pay to start and keep while it sleeps.
+rate limit with the sync client, and, when made inside a running event loop, one ``httpx.AsyncClient`` (a
+connection pool) per loop and Coupa instance: a triggerer holding hundreds of waits then holds one pool, not
+hundreds, because a fresh pool (mostly its TLS context) is costly to start and to keep while a wait sleeps.
+``benchmarks/deferred_waits.py`` measures what that saves.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from airflow_provider_coupa_ihr.client.auth import Token
 from airflow_provider_coupa_ihr.client.config import ClientConfig
 from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
 from airflow_provider_coupa_ihr.client.flow import (
+    CallContext,
     Effect,
     Flow,
     GetToken,
@@ -33,6 +34,7 @@ from airflow_provider_coupa_ihr.client.flow import (
     Send,
     Sleep,
     TransportFailure,
+    answer_object,
     call,
     fetch_token,
     run_async,
@@ -41,7 +43,7 @@ from airflow_provider_coupa_ihr.client.limiter import TokenBucket, shared_bucket
 from airflow_provider_coupa_ihr.client.paging import Walk
 from airflow_provider_coupa_ihr.client.records import RECORDS_PATH, RUNS_PATH
 from airflow_provider_coupa_ihr.client.resolution import ResolutionTarget, WaitState, resolved_state, state_from_pages
-from airflow_provider_coupa_ihr.client.sync import context_for, token_key
+from airflow_provider_coupa_ihr.client.sync import token_key
 from airflow_provider_coupa_ihr.client.tokens import TOKEN_CACHE, TokenCache
 
 if TYPE_CHECKING:
@@ -56,8 +58,8 @@ T = TypeVar("T")
 
 #: Requests one pool has on the wire at once; more wait their turn in an asyncio semaphore. Coupa takes bursts
 #: of 20, so more in flight would only queue there; and httpcore scans its whole queue against every connection
-#: each time a request starts or ends: with 500 waits polling through one pool that cost 24 ms of CPU per poll,
-#: against about 3 ms behind this gate (benchmarks/deferred_waits.py).
+#: each time a request starts or ends, which grows with the waits polling through one pool
+#: (benchmarks/deferred_waits.py measures it with and without this gate).
 MAX_IN_FLIGHT = 20
 
 
@@ -168,7 +170,7 @@ class AsyncCoupaClient:
             self._pool = _Pool(client)
         self.http = self._pool.http
         self._token_cache = token_cache
-        self._ctx = context_for(config, mask_secret=mask_secret, throttle=throttle or shared_bucket(config))
+        self._ctx = CallContext(config=config, throttle=throttle or shared_bucket(config), mask_secret=mask_secret)
         if config.api_key is None:
             self._token_key = token_key(config)
 
@@ -236,10 +238,10 @@ class AsyncCoupaClient:
         op = ops.create_record(
             fields, action=action, now=time.time(), extra_document_types=self.config.extra_document_types
         )
-        return await self.perform(op)  # type: ignore[no-any-return]
+        return answer_object(await self.perform(op))
 
     async def get_record(self, record_id: int, *, fields: Sequence[Any] | None = None) -> dict[str, Any]:
-        return await self.perform(ops.get_resource(RECORDS_PATH, record_id, fields=fields))  # type: ignore[no-any-return]
+        return answer_object(await self.perform(ops.get_resource(RECORDS_PATH, record_id, fields=fields)))
 
     def query_records(
         self,
@@ -262,13 +264,13 @@ class AsyncCoupaClient:
                 yield record
 
     async def run_transition(self, run_id: int, action: str, **fields: Any) -> dict[str, Any]:
-        return await self.perform(ops.run_transition(run_id, action, **fields))  # type: ignore[no-any-return]
+        return answer_object(await self.perform(ops.run_transition(run_id, action, **fields)))
 
     async def get_run(self, run_id: Any) -> dict[str, Any]:
-        return await self.perform(ops.get_resource(RUNS_PATH, run_id))  # type: ignore[no-any-return]
+        return answer_object(await self.perform(ops.get_resource(RUNS_PATH, run_id)))
 
     async def create_run(self, integration: str, **fields: Any) -> dict[str, Any]:
-        return await self.perform(ops.create_run(integration, now=time.time(), **fields))  # type: ignore[no-any-return]
+        return answer_object(await self.perform(ops.create_run(integration, now=time.time(), **fields)))
 
     async def start_run(self, integration: str, *, total_records: Any = None) -> dict[str, Any]:
         """As :meth:`CoupaClient.start_run <.sync.CoupaClient.start_run>`."""
@@ -298,10 +300,10 @@ class AsyncCoupaClient:
         return dict(op.body)
 
     async def resolve(self, record_id: Any) -> dict[str, Any]:
-        return await self.perform(ops.set_resolved(record_id, True))  # type: ignore[no-any-return]
+        return answer_object(await self.perform(ops.set_resolved(record_id, True)))
 
     async def unresolve(self, record_id: Any) -> dict[str, Any]:
-        return await self.perform(ops.set_resolved(record_id, False))  # type: ignore[no-any-return]
+        return answer_object(await self.perform(ops.set_resolved(record_id, False)))
 
     async def resolve_records(self, record_ids: Any, *, exclude: Any = ()) -> list[dict[str, Any]]:
         return [await self.resolve(i) for i in ops.ids_to_change(record_ids, exclude)]

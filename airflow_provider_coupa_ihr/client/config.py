@@ -7,7 +7,6 @@ Checks happen here, before any request, so a connection typo fails with a senten
 from __future__ import annotations
 
 import ipaddress
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -18,6 +17,7 @@ from urllib.parse import urlsplit
 from airflow_provider_coupa_ihr.client.errors import CoupaConfigError
 from airflow_provider_coupa_ihr.client.records import RATE_LIMIT_BURST, RATE_LIMIT_PER_SECOND, READ_SCOPE, WRITE_SCOPE
 from airflow_provider_coupa_ihr.client.retry import RetryPolicy
+from airflow_provider_coupa_ihr.client.values import finite_number, whole_number
 
 __all__ = ["DEFAULT_SCOPES", "ClientConfig", "is_loopback_host"]
 
@@ -39,9 +39,10 @@ def is_loopback_host(host: str) -> bool:
 def _positive(name: str, value: Any, *, allow_none: bool = False) -> float | None:
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    number = finite_number(value)
+    if number is None or number <= 0:
         raise CoupaConfigError(f"{name} must be a positive number of seconds, got {value!r}")
-    return float(value)
+    return number
 
 
 @dataclass(frozen=True)
@@ -88,14 +89,13 @@ class ClientConfig:
             )
         _positive("connect_timeout", self.connect_timeout)
         _positive("read_timeout", self.read_timeout)
-        if self.rate_limit is not None and (
-            isinstance(self.rate_limit, bool) or not isinstance(self.rate_limit, (int, float)) or self.rate_limit <= 0
-        ):
+        rate = finite_number(self.rate_limit)
+        if self.rate_limit is not None and (rate is None or rate <= 0):
             raise CoupaConfigError(
                 f"rate_limit must be a positive number of requests per second (Coupa allows 25) or None, "
                 f"got {self.rate_limit!r}"
             )
-        if isinstance(self.burst, bool) or not isinstance(self.burst, int) or self.burst < 1:
+        if whole_number(self.burst, minimum=1) is None:
             raise CoupaConfigError(f"burst must be a whole number of 1 or more (Coupa allows 20), got {self.burst!r}")
         if not isinstance(self.verify, (bool, str)) or self.verify == "":
             raise CoupaConfigError("verify must be true, false, or the path of a CA bundle")

@@ -16,7 +16,7 @@ from airflow_provider_coupa_ihr.client.retry import (
     RetryState,
     Step,
     backoff_delay,
-    decide,
+    decide_retry,
     parse_retry_after,
 )
 
@@ -176,12 +176,12 @@ def test_backoff_counts_attempts_from_one() -> None:
         backoff_delay(0, RetryPolicy(), random.Random(1))
 
 
-# ----------------------------------------------------------------------------------------------------- decide
+# ----------------------------------------------------------------------------------------------- decide_retry
 def _decide(**kwargs: Any) -> Step:
     base: dict[str, Any] = {"attempts": 1, "elapsed": 0.0, "rng": random.Random(3)}
     base.update(kwargs)
     policy = base.pop("policy", RetryPolicy())
-    return decide(policy, **base)
+    return decide_retry(policy, **base)
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422, 501])
@@ -300,7 +300,7 @@ def test_unknown_outcome_still_respects_the_budget() -> None:
     assert step.exhausted
 
 
-def test_decide_needs_something_to_decide_on() -> None:
+def test_decide_retry_needs_something_to_decide_on() -> None:
     with pytest.raises(ValueError, match="needs a status or transport_error=True"):
         _decide()
 
