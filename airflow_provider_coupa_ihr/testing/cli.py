@@ -1,13 +1,21 @@
-"""``coupa-emulator``: run the Coupa emulator in the foreground until interrupted."""
+"""``coupa-emulator``: run the Coupa emulator in the foreground until interrupted.
+
+Its banner ends with the two ways to point Airflow at it, ready to paste: an ``AIRFLOW_CONN_<ID>`` variable in
+Airflow's JSON form, and an ``airflow connections add`` command for the metadata database. Both carry the
+emulator's own test credentials, which are the point of the lines (they are never real ones).
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import shlex
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from airflow_provider_coupa_ihr.testing.auth import DEFAULT_CLIENT, READ_SCOPE, WRITE_SCOPE, OAuthClient
 from airflow_provider_coupa_ihr.testing.emulator import CoupaEmulator
@@ -29,7 +37,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-retry-after", action="store_true", help="answer 429 without a Retry-After header")
     p.add_argument("--seed", type=int, default=0, help="seed for fault decisions (default 0)")
     p.add_argument("--integration", action="append", default=[], help="create an integration with this code")
+    p.add_argument(
+        "--conn-id", default="coupa_default", help="connection id the printed Airflow lines use (default coupa_default)"
+    )
     return p
+
+
+def connection_lines(emulator: CoupaEmulator, conn_id: str = "coupa_default", **extra: Any) -> list[str]:
+    """Shell lines that give Airflow a ``coupa`` connection to ``emulator``: an ``export AIRFLOW_CONN_...`` and
+    the equivalent ``airflow connections add``. ``extra`` adds connection extras (``scopes=...``)."""
+    value = emulator.airflow_connection(**extra)
+    fields = json.loads(value)
+    variable = "AIRFLOW_CONN_" + conn_id.upper()
+    add = [
+        "airflow", "connections", "add", conn_id,
+        "--conn-type", fields["conn_type"],
+        "--conn-host", fields["host"],
+        "--conn-login", fields["login"],
+        "--conn-password", fields["password"],
+        "--conn-extra", json.dumps(fields["extra"]),
+    ]  # fmt: skip
+    return [f"export {variable}={shlex.quote(value)}", shlex.join(add)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,10 +77,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         emulator.add_integration(code)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    scopes = args.scopes.split()
+    extra = {} if set(scopes) == {READ_SCOPE, WRITE_SCOPE} else {"scopes": " ".join(scopes)}
     with emulator:
         print(f"Coupa emulator listening on {emulator.url}", flush=True)
         print(f"  token:  POST {emulator.url}/oauth2/token (client_id={args.client_id})", flush=True)
         print(f"  admin:  {emulator.url}/_emulator/state", flush=True)
+        print("Point Airflow at it with either line (test credentials, not real ones):", flush=True)
+        for line in connection_lines(emulator, args.conn_id, **extra):
+            print(f"  {line}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
     return 0

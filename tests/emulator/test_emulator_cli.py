@@ -3,6 +3,10 @@ start, answer health, serve a token, a create and a query, stop on SIGTERM with 
 
 from __future__ import annotations
 
+import json
+import os
+import selectors
+import shlex
 import signal
 import socket
 import subprocess
@@ -16,7 +20,7 @@ import requests
 from emulator_helpers import IHR, TIMEOUT, Api, ihr
 
 from airflow_provider_coupa_ihr.testing import DEFAULT_CLIENT
-from airflow_provider_coupa_ihr.testing.cli import build_parser
+from airflow_provider_coupa_ihr.testing.cli import build_parser, connection_lines
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("coupa-emulator")
 
@@ -153,3 +157,110 @@ def test_command_options_reach_the_emulator(run_emulator: Start) -> None:
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=15)
     assert process.returncode == 0
+
+
+def _banner(process: subprocess.Popen[str], until: str, deadline_s: float = 20.0) -> list[str]:
+    """The banner lines a running emulator printed, read up to the first line containing ``until``."""
+    assert process.stdout is not None
+    fd = process.stdout.fileno()  # read the pipe itself: a buffered readline would hide lines from select()
+    received = b""
+    deadline = time.monotonic() + deadline_s
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while time.monotonic() < deadline and not (until.encode() in received and received.endswith(b"\n")):
+            if selector.select(timeout=0.2):
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                received += chunk
+    lines = received.decode().splitlines()
+    if not any(until in line for line in lines):
+        pytest.fail(f"no banner line with {until!r} within {deadline_s} s; got {lines}")
+    return lines
+
+
+def _pasted(lines: list[str], start: str) -> list[str]:
+    """The shell words of the banner line that starts with ``start`` (as a shell would split it when pasted)."""
+    [line] = [line.strip() for line in lines if line.strip().startswith(start)]
+    return shlex.split(line)
+
+
+def test_banner_prints_connection_lines_that_work(run_emulator: Start, monkeypatch: pytest.MonkeyPatch) -> None:
+    process, url = run_emulator([sys.executable, "-m", "airflow_provider_coupa_ihr.testing"])
+    lines = _banner(process, "airflow connections add")
+
+    [export, assignment] = _pasted(lines, "export ")
+    assert export == "export"
+    name, _, value = assignment.partition("=")
+    assert name == "AIRFLOW_CONN_COUPA_DEFAULT"
+    assert json.loads(value) == {
+        "conn_type": "coupa",
+        "host": url,
+        "login": DEFAULT_CLIENT.client_id,
+        "password": DEFAULT_CLIENT.client_secret,
+        "extra": {},
+    }
+
+    words = _pasted(lines, "airflow connections add")
+    assert words[:4] == ["airflow", "connections", "add", "coupa_default"]
+    options = dict(zip(words[4::2], words[5::2], strict=True))
+    assert options == {
+        "--conn-type": "coupa",
+        "--conn-host": url,
+        "--conn-login": DEFAULT_CLIENT.client_id,
+        "--conn-password": DEFAULT_CLIENT.client_secret,
+        "--conn-extra": "{}",
+    }
+
+    # What the provider reads from each line reaches this emulator and logs in.
+    from airflow_provider_coupa_ihr.client.sync import CoupaClient
+    from airflow_provider_coupa_ihr.hooks.connection_fields import config_from_connection
+
+    config = config_from_connection(
+        conn_id="coupa_default",
+        host=options["--conn-host"],
+        login=options["--conn-login"],
+        password=options["--conn-password"],
+        extra=options["--conn-extra"],
+    )
+    with CoupaClient(config) as client:
+        assert list(client.query_records(max_records=1)) == []
+    from airflow_provider_coupa_ihr.hooks.coupa import CoupaHook
+
+    monkeypatch.setenv(name, value)
+    ok, message = CoupaHook("coupa_default").test_connection()
+    assert ok, message
+
+
+def test_banner_lines_carry_a_narrower_scope_and_another_conn_id(run_emulator: Start) -> None:
+    process, url = run_emulator(
+        [sys.executable, "-m", "airflow_provider_coupa_ihr.testing"],
+        "--client-id", "it's mine", "--client-secret", "p@ss w0rd&$HOME", "--scopes", "core.integration.read",
+        "--conn-id", "coupa_local",
+    )  # fmt: skip
+    lines = _banner(process, "airflow connections add")
+    name, _, value = _pasted(lines, "export ")[1].partition("=")
+    assert name == "AIRFLOW_CONN_COUPA_LOCAL"
+    connection = json.loads(value)
+    assert (connection["login"], connection["password"]) == ("it's mine", "p@ss w0rd&$HOME")  # quoted for the shell
+    assert connection["extra"] == {"scopes": "core.integration.read"}
+    words = _pasted(lines, "airflow connections add")
+    assert words[3] == "coupa_local"
+    options = dict(zip(words[4::2], words[5::2], strict=True))
+    assert options["--conn-password"] == "p@ss w0rd&$HOME"
+    assert json.loads(options["--conn-extra"]) == {"scopes": "core.integration.read"}
+    form = {"grant_type": "client_credentials", "client_id": options["--conn-login"]}
+    form |= {"client_secret": options["--conn-password"], "scope": "core.integration.read"}
+    assert requests.post(url + "/oauth2/token", data=form, timeout=TIMEOUT).status_code == 200
+
+
+def test_connection_lines_trust_a_tls_emulator() -> None:
+    from airflow_provider_coupa_ihr.testing import CoupaEmulator
+
+    coupa = CoupaEmulator(tls=True)
+    export, add = connection_lines(coupa, "coupa_tls")
+    assert coupa.ca_bundle is not None
+    value = shlex.split(export)[1].partition("=")[2]
+    assert json.loads(value)["extra"] == {"verify": coupa.ca_bundle}
+    assert json.loads(value)["host"].startswith("https://")
+    assert shlex.split(add)[-1] == json.dumps({"verify": coupa.ca_bundle})
