@@ -117,7 +117,6 @@ class CoupaCreateRecordOperator(CoupaBaseOperator):
             # Everything this task will send is checked before its first request: resolving earlier records
             # and then refusing the record itself would leave Coupa changed by a task that failed on its input.
             hook.validate_record(action=self.action, **fields)
-            earlier = {"document_type": self.document_type, "document_id": self.document_id}
             self.push_link(context, self.document_type)
             existing = None
             since = self.first_try_started(context)
@@ -126,6 +125,7 @@ class CoupaCreateRecordOperator(CoupaBaseOperator):
                 if existing is not None:
                     self.log.info("Record %s was written by an earlier try; not writing it again", existing["id"])
             if self.resolve_previous:
+                earlier = {"document_type": self.document_type, "document_id": self.document_id}
                 resolved = hook.resolve_matching(earlier, exclude=[existing["id"]] if existing else [])
                 self.log.info("Resolved %d earlier unresolved record(s) of this document", len(resolved))
             record = existing or hook.create_record(action=self.action, **fields)

@@ -16,11 +16,14 @@ import pendulum
 from airflow.providers.common.compat.sdk import DAG
 
 from airflow_provider_coupa_ihr.operators.bulk import CoupaBulkCreateRecordsOperator
+from airflow_provider_coupa_ihr.operators.lifecycle import coupa_integration_run
 from airflow_provider_coupa_ihr.operators.records import (
     CoupaCreateRecordOperator,
+    CoupaMarkExportedOperator,
     CoupaQueryRecordsOperator,
     CoupaResolveRecordsOperator,
 )
+from airflow_provider_coupa_ihr.operators.runs import CoupaStartIntegrationRunOperator
 from airflow_provider_coupa_ihr.sensors.coupa import CoupaRecordsResolvedSensor
 
 
@@ -46,6 +49,8 @@ with DAG(
         "items": [{"document_id": 1}],
         "status": "Error",
         "wait_ids": "tomorrow",
+        "contact_alert_type": "Everyone",
+        "total_records": "many",
     },
     default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=0), "on_failure_callback": record_failure},
 ) as dag:
@@ -66,3 +71,19 @@ with DAG(
     )
     CoupaQueryRecordsOperator(task_id="filter_operator_typo", filters={"status[like]": "{{ params.status }}"})
     CoupaRecordsResolvedSensor(task_id="wait_on_a_word", record_ids="{{ params.wait_ids }}", timeout=30)
+    # Checked before the first request: resolving the document's earlier records, or creating a run, and then
+    # refusing the rest would leave Coupa changed by a task that failed on its input.
+    CoupaMarkExportedOperator(
+        task_id="resolve_previous_then_a_bad_alert_type",
+        document_type="InvoiceHeader",
+        document_id=42,
+        resolve_previous=True,
+        contact_alert_type="{{ params.contact_alert_type }}",
+    )
+    CoupaStartIntegrationRunOperator(
+        task_id="start_run_counting_many", integration="AIRFLOW-TEST", total_records="{{ params.total_records }}"
+    )
+    with coupa_integration_run(
+        "AIRFLOW-TEST", group_id="run_counting_many", total_records="{{ params.total_records }}"
+    ):
+        CoupaCreateRecordOperator(task_id="inside_the_run", document_type="InvoiceHeader", document_id=42)

@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,98 @@ def test_the_hooks_calls_reach_coupa(coupa_emulator: CoupaEmulator, monkeypatch:
     assert hook.run_transition(run["id"], "success", records_processed=2)["status"] == "successful"
     assert coupa_emulator.integration_runs(id=run["id"])[0]["status"] == "successful"
     assert coupa_emulator.tokens_issued == 1
+
+
+def test_the_hook_has_a_verb_for_each_thing_a_dag_author_does(
+    coupa_emulator: CoupaEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_coupa_ihr.client.resolution import ResolutionTarget
+
+    set_connection(monkeypatch, coupa_emulator, rate_limit=0)
+    hook = CoupaHook()
+    alert = hook.create_alert(**record(status="Error", document_id=11))
+    exported = hook.mark_exported(**record(document_id=12))
+    both = hook.create_alert_and_mark_exported(**record(status="Error", document_id=13))
+    hook.acknowledge(**record(document_id=14))
+    assert [a["record_id"] for a in coupa_emulator.alerts] == [alert["id"], both["id"]]
+    assert sorted(e["document_id"] for e in coupa_emulator.exported) == [12, 13]
+    assert [a["document_id"] for a in coupa_emulator.acknowledged] == [14]
+
+    assert hook.validate_record(**record(document_id="15"))["document-id"] == 15
+    assert hook.find_existing_record(time.time() - 60, **record(status="Error", document_id=11))["id"] == alert["id"]
+    assert [r["id"] for r in hook.resolve_records(f"{alert['id']}, {both['id']}", exclude=[both["id"]])] == [
+        alert["id"]
+    ]
+    assert [r["id"] for r in hook.unresolve_records([alert["id"]])] == [alert["id"]]
+    assert [r["id"] for r in hook.resolve_matching({"status": "Error"}, exclude=[alert["id"]])] == [both["id"]]
+    assert [r["id"] for r in hook.unresolve_matching({"status": "Error"})] == [both["id"]]
+
+    target = ResolutionTarget.of(record_ids=[exported["id"]])
+    assert not hook.check_resolution(target).done
+    coupa_emulator.resolve(exported["id"])
+    assert hook.check_resolution(target).done
+
+    async def check_async() -> bool:
+        try:
+            return (await hook.acheck_resolution(target)).done
+        finally:
+            await hook.aclose()
+            await hook.aclose()  # safe twice
+
+    assert asyncio.run(check_async())
+
+    planned = hook.plan_records([{"document_id": 21}, {"document_id": 22}], defaults=record(), action="create")
+    assert hook.find_existing_records([fields for _, fields in planned], time.time() - 60) == {}
+    outcomes = hook.create_records(planned, max_workers=2, skip=[1])
+    assert [(o["index"], o["status"]) for o in outcomes] == [(0, "created")]
+    assert hook.find_existing_records([fields for _, fields in planned], time.time() - 60) == {0: outcomes[0]["id"]}
+
+    bounded = hook.create_record_within(5.0, action="create_alert", **record(document_id=23))
+    assert coupa_emulator.record(bounded["id"])["document-id"] == 23
+
+    run = hook.start_run(CODE, total_records=3)
+    assert run["status"] == "running"
+    assert hook.get_run(run["id"])["total_records"] == 3
+    assert hook.finish_run(run["id"], records_processed=3)["status"] == "successful"
+    assert hook.finish_run(run["id"])["status"] == "successful"  # already so: left as it is
+    failed = hook.start_run(CODE)
+    assert hook.fail_run(failed["id"])["status"] == "failed"
+    hook.close()
+
+
+def test_close_closes_the_client_once_made_and_is_safe_twice(coupa_connection: Any) -> None:
+    hook = CoupaHook()
+    hook.close()  # nothing made yet: nothing to close
+    first = hook.client
+    closed: list[CoupaClient] = []
+    original = CoupaClient.close
+
+    def counting_close(self: CoupaClient) -> None:
+        closed.append(self)
+        original(self)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(CoupaClient, "close", counting_close)
+        with hook:
+            pass
+        hook.close()
+    assert closed == [first]
+    assert hook.client is not first  # a call after close makes a new client
+
+
+def test_nothing_is_sent_for_a_run_verb_given_a_bad_count(coupa_emulator: CoupaEmulator, coupa_connection: Any) -> None:
+    from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
+
+    hook = CoupaHook()
+    for call in (
+        lambda: hook.start_run(CODE, total_records="many"),
+        lambda: hook.start_run(CODE, total_records=-1),
+        lambda: hook.finish_run(5, records_processed="many"),
+        lambda: hook.fail_run("latest"),
+    ):
+        with pytest.raises(CoupaValidationError):
+            call()
+    assert coupa_emulator.requests() == []
 
 
 def test_two_hooks_share_one_token(coupa_emulator: CoupaEmulator, coupa_connection: Any) -> None:

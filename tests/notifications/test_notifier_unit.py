@@ -230,3 +230,23 @@ def test_a_failed_run_lookup_still_writes_the_record(coupa_connection, coupa_emu
     _notifier().notify({"ti": ti, "exception": None})
     (record,) = coupa_emulator.records()
     assert record.get("integration-run-id") is None
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"contact_alert_type": "Everyone"}, id="contact-alert-type"),
+        pytest.param({"document_id": "INV-42"}, id="document-id-text"),
+        pytest.param({"external_id": "E" * 300}, id="external-id-too-long"),
+        pytest.param({"extra_fields": {"documnet_status": "approved"}}, id="extra-field-typo"),
+        pytest.param({"failure_action": "explode"}, id="unknown-action"),
+    ],
+)
+def test_bad_input_is_warned_about_and_nothing_reaches_coupa(
+    changes: dict[str, Any], coupa_connection: Any, coupa_emulator: Any
+) -> None:
+    context = {"ti": _ti("failed"), "dag": _dag(), "exception": ValueError("x")}
+    _notifier(**changes)(context)
+    asyncio.run(_notifier(**changes).async_notify(context))
+    assert coupa_emulator.requests() == []

@@ -144,3 +144,21 @@ def test_the_listener_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ListenerSettings, "read", staticmethod(broken))
     coupa_listener.on_task_instance_failed(previous_state=None, task_instance=_ti(None, "failed"), error="x")
     coupa_listener.on_task_instance_success(previous_state=None, task_instance=SimpleNamespace())
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        pytest.param({**DOC, "coupa_contact_alert_type": "Everyone"}, id="contact-alert-type"),
+        pytest.param({**DOC, "coupa_document_id": "INV-9"}, id="document-id-text"),
+        pytest.param({**DOC, "coupa_document_type": "Spaceship"}, id="document-type"),
+    ],
+)
+def test_bad_input_is_warned_about_and_nothing_reaches_coupa(
+    params: dict[str, Any], coupa_connection: Any, coupa_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW__COUPA__LISTENER_ENABLED", "True")
+    ti = _ti(_task(["coupa-log"], params), "failed")
+    coupa_listener.on_task_instance_failed(previous_state=None, task_instance=ti, error=ValueError("x"))
+    coupa_listener.on_task_instance_success(previous_state=None, task_instance=_ti(ti.task))
+    assert coupa_emulator.requests() == []

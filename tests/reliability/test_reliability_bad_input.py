@@ -441,9 +441,7 @@ def _operators() -> list[Any]:
         ),
         pytest.param(
             lambda: (
-                _records()
-                .CoupaCreateRecordOperator(task_id="t", **record(status=7))
-                .execute({"ti": _TI(try_number=2)})
+                _records().CoupaCreateRecordOperator(task_id="t", **record(status=7)).execute({"ti": _TI(try_number=2)})
             ),
             ["status must be text", "got 7"],
             id="retry-lookup-then-a-bad-status",
@@ -459,9 +457,7 @@ def _operators() -> list[Any]:
         ),
         pytest.param(
             lambda: (
-                _records()
-                .CoupaResolveRecordsOperator(task_id="t", record_ids=[7, "8", "eight"])
-                .execute({"ti": _TI()})
+                _records().CoupaResolveRecordsOperator(task_id="t", record_ids=[7, "8", "eight"]).execute({"ti": _TI()})
             ),
             ["'eight'", "a whole number from 1"],
             id="resolve-ids-one-of-them-a-word",
@@ -607,7 +603,7 @@ TEMPLATE_CASES = [
     ),
     pytest.param(
         "record_ids_with_a_word",
-        ["record_ids: 'x' is not a Coupa record id (a whole number from 1)"],
+        ["record_ids:", "'x'", "is not a Coupa record id (a whole number from 1)"],
         id="record-ids-render-with-a-word",
     ),
     pytest.param(
@@ -624,6 +620,21 @@ TEMPLATE_CASES = [
         "wait_on_a_word",
         ["cannot wait on this", "'tomorrow' is not a Coupa record id (a whole number from 1)"],
         id="sensor-ids-render-to-a-word",
+    ),
+    pytest.param(
+        "resolve_previous_then_a_bad_alert_type",
+        ["contact_alert_type must be one of Technical, Functional, Both", "'Everyone'"],
+        id="resolve-previous-with-a-contact-alert-type-rendering-to-a-typo",
+    ),
+    pytest.param(
+        "start_run_counting_many",
+        ["total_records must be a whole number", "'many'"],
+        id="start-run-total-records-renders-to-a-word",
+    ),
+    pytest.param(
+        "run_counting_many.start",
+        ["total_records must be a whole number", "'many'"],
+        id="integration-run-group-total-records-renders-to-a-word",
     ),
 ]
 
