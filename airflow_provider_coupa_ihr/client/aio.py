@@ -39,12 +39,11 @@ from airflow_provider_coupa_ihr.client.flow import (
     fetch_token,
     run_async,
 )
-from airflow_provider_coupa_ihr.client.limiter import TokenBucket, shared_bucket
+from airflow_provider_coupa_ihr.client.limiter import TokenBucket
 from airflow_provider_coupa_ihr.client.paging import Walk
 from airflow_provider_coupa_ihr.client.records import RECORDS_PATH, RUNS_PATH
 from airflow_provider_coupa_ihr.client.resolution import ResolutionTarget, WaitState, resolved_state, state_from_pages
-from airflow_provider_coupa_ihr.client.sync import token_key
-from airflow_provider_coupa_ihr.client.tokens import TOKEN_CACHE, TokenCache
+from airflow_provider_coupa_ihr.client.tokens import TOKEN_CACHE, TokenCache, TokenKey
 
 if TYPE_CHECKING:
     import ssl
@@ -170,9 +169,9 @@ class AsyncCoupaClient:
             self._pool = _Pool(client)
         self.http = self._pool.http
         self._token_cache = token_cache
-        self._ctx = CallContext(config=config, throttle=throttle or shared_bucket(config), mask_secret=mask_secret)
+        self._ctx = CallContext.for_client(config, throttle=throttle, mask_secret=mask_secret)
         if config.api_key is None:
-            self._token_key = token_key(config)
+            self._token_key = TokenKey.for_config(config)
 
     async def aclose(self) -> None:
         """Close the connection pool, or, for a shared one, let go of it (the last user closes it)."""

@@ -23,7 +23,7 @@ from airflow_provider_coupa_ihr.client.errors import (
     CoupaTransportError,
     error_from_response,
 )
-from airflow_provider_coupa_ihr.client.limiter import TokenBucket
+from airflow_provider_coupa_ihr.client.limiter import TokenBucket, shared_bucket
 from airflow_provider_coupa_ihr.client.records import snake_object
 from airflow_provider_coupa_ihr.client.responses import body_preview, redact
 from airflow_provider_coupa_ihr.client.retry import Action, RetryState, parse_retry_after
@@ -148,6 +148,17 @@ class CallContext:
     clock: Callable[[], float] = time.monotonic
     mask_secret: Callable[[str], None] | None = None
     rng: Any = None
+
+    @classmethod
+    def for_client(
+        cls,
+        config: ClientConfig,
+        *,
+        throttle: TokenBucket | None = None,
+        mask_secret: Callable[[str], None] | None = None,
+    ) -> CallContext:
+        """What a client's calls share: its ``throttle``, or else the bucket every client of the instance shares."""
+        return cls(config=config, throttle=throttle or shared_bucket(config), mask_secret=mask_secret)
 
     def secrets(self, token: Token | None = None) -> tuple[str, ...]:
         extra = (token.value,) if token is not None else ()

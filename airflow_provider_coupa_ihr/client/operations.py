@@ -86,13 +86,7 @@ def create_record(
     """``POST /integration_history_records[/<action>]`` with one record; ``now`` is the wall-clock time."""
     suffix = _choose(action, RECORD_ACTIONS, "a record")
     body = build_payload(fields, known=RECORD_FIELDS, extra_document_types=extra_document_types)
-    return Operation(
-        "POST",
-        RECORDS_PATH + suffix,
-        body=body,
-        idempotent=False,
-        verify=_same_write(RECORDS_PATH, body, RECORD_FIELDS, now),
-    )
+    return _create(RECORDS_PATH, suffix, body, RECORD_FIELDS, now)
 
 
 def create_error(
@@ -107,17 +101,14 @@ def create_error(
     body = build_payload(
         fields, known=ERROR_FIELDS, extra_document_types=extra_document_types, what="integration error"
     )
-    return Operation(
-        "POST",
-        ERRORS_PATH + suffix,
-        body=body,
-        idempotent=False,
-        verify=_same_write(ERRORS_PATH, body, ERROR_FIELDS, now),
-    )
+    return _create(ERRORS_PATH, suffix, body, ERROR_FIELDS, now)
 
 
-def _same_write(path: str, body: Mapping[str, Any], known: Mapping[str, Field], now: float) -> Verification:
-    return find_same_write(path, body, since=now - LOOKBACK_SECONDS, known=known)
+def _create(path: str, suffix: str, body: dict[str, Any], known: Mapping[str, Field], now: float) -> Operation:
+    """``POST <path><suffix>``: not idempotent, so it carries how to find the record (under ``path``) if the
+    answer is lost."""
+    verify = find_same_write(path, body, since=now - LOOKBACK_SECONDS, known=known)
+    return Operation("POST", path + suffix, body=body, idempotent=False, verify=verify)
 
 
 def find_same_write(

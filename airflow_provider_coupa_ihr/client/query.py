@@ -7,6 +7,10 @@ the way Coupa reads them.
 
 One builder serves records, runs and errors: pass the resource's field mapping from
 :mod:`~airflow_provider_coupa_ihr.client.records` as ``known_fields``.
+
+Why one module of this size: filters, ``fields=`` and order are the three parts of one query string and are
+checked together (:func:`build_index_params` reports every problem of all three at once); most of the length is
+the messages that say what Coupa would refuse and what it allows instead.
 """
 
 from __future__ import annotations

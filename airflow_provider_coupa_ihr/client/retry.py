@@ -56,6 +56,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 from airflow_provider_coupa_ihr.client.values import finite_number, whole_number
 
@@ -334,30 +335,23 @@ class RetryState:
         self._attempts += 1
         if status == 401:
             return self._after_unauthorized(token_age)
-        return decide_retry(
-            self.policy,
-            attempts=self._attempts - self._auth_extra,
-            elapsed=self.elapsed,
-            rng=self._rng,
-            status=status,
-            retry_after=retry_after,
-            idempotent=self.idempotent,
-            in_flight=in_flight,
-        )
+        return self._decide(status=status, retry_after=retry_after, in_flight=in_flight)
 
     def after_transport_error(self, *, sent: bool | None, in_flight: float = 0.0) -> Step:
         """Decide after a timeout or broken connection; ``sent`` says whether the request may have arrived,
         ``in_flight`` how many seconds the attempt took before it failed."""
         self._attempts += 1
+        return self._decide(transport_error=True, sent=sent, in_flight=in_flight)
+
+    def _decide(self, **failure: Any) -> Step:
+        # The one 401 refresh and settle are not counted against max_attempts (see the class docstring).
         return decide_retry(
             self.policy,
             attempts=self._attempts - self._auth_extra,
             elapsed=self.elapsed,
             rng=self._rng,
-            transport_error=True,
-            sent=sent,
             idempotent=self.idempotent,
-            in_flight=in_flight,
+            **failure,
         )
 
     def _after_unauthorized(self, token_age: float | None) -> Step:

@@ -22,6 +22,8 @@ from airflow_provider_coupa_ihr.client.auth import Token, normalise_scopes
 if TYPE_CHECKING:
     import asyncio
 
+    from airflow_provider_coupa_ihr.client.config import ClientConfig
+
 __all__ = ["TOKEN_CACHE", "TokenCache", "TokenKey"]
 
 #: Keys the secret's digest so the cache key (which may be logged or shown in a debugger) cannot be used to
@@ -40,6 +42,13 @@ class TokenKey(NamedTuple):
     client_id: str
     scope: str
     secret_digest: str
+
+    @classmethod
+    def for_config(cls, config: ClientConfig) -> TokenKey:
+        """The key for a config's OAuth credentials (a config with an API key has no token to key)."""
+        if config.client_id is None or config.client_secret is None:
+            raise ValueError("only OAuth client credentials have a token key")
+        return cls.for_client(config.token_url, config.client_id, config.client_secret, config.scopes)
 
     @classmethod
     def for_client(cls, token_url: str, client_id: str, client_secret: str, scopes: str | Iterable[str]) -> TokenKey:
