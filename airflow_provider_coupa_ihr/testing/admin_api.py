@@ -2,18 +2,61 @@
 
 For a DAG run in another process (``coupa-emulator`` on a port, Airflow elsewhere), these endpoints do what the
 Python API of :class:`~.emulator.CoupaEmulator` does in-process. They need no token and are never rate limited
-or faulted, so a test can always reach them. Every answer is JSON.
+or faulted, so a test can always reach them. Bodies and answers are JSON; a body that is not a JSON object, or a
+value the emulator cannot use, answers 400 with ``{"errors": {topic: [messages]}}`` and changes nothing.
+
+======  ========================================  ==================================================================
+Method  Path                                      What it does (Python equivalent)
+======  ========================================  ==================================================================
+GET     ``/_emulator/health``                     ``{"status": "ok"}`` once the emulator serves.
+GET     ``/_emulator/state``                      Everything held: records, errors, runs, integrations and the side
+                                                  effects of IHR actions (``alerts``, ``exported``, ``acknowledged``).
+GET     ``/_emulator/records``                    Stored records, dash-case keys (``coupa.records(**equals)``).
+                                                  Takes the filters of ``GET /api/integration_history_records``:
+                                                  ``document_id=7`` or ``document-id=7``, ``resolved=false``,
+                                                  ``integration[code]=X``, every ``[operator]``, ``order_by``,
+                                                  ``dir``, ``fields``. Unlike the API it answers every match, not
+                                                  pages of 50; ``limit`` and ``offset`` cut it when given.
+GET     ``/_emulator/integration_runs``           Runs, with the same filters (``coupa.integration_runs()``).
+GET     ``/_emulator/integration_errors``         Integration errors, likewise (``coupa.integration_errors()``).
+GET     ``/_emulator/stats``                      Requests by status and tokens issued (``coupa.stats()``).
+POST    ``/_emulator/reset``                      Forget records, runs, errors, integrations, faults and the request
+                                                  log; tokens stay valid (``coupa.reset()``).
+POST    ``/_emulator/seed``                       ``{"count": N, <field>: value...}`` stores N records at once
+                                                  without HTTP, ``document_id`` counting up (``coupa.seed_records``);
+                                                  at most :data:`MAX_SEED` a call. Answers ``seeded`` and ``last_id``.
+POST    ``/_emulator/integrations``               ``{"code": "X", <attribute>: value...}`` registers an integration
+                                                  (``coupa.add_integration``); 400 if the code is taken.
+PUT     ``/_emulator/records/{id}/resolve``       What a Coupa user does in the UI (``coupa.resolve(id)``); 404 for
+                                                  an unknown id, 400 for one beyond a bigint.
+PUT     ``/_emulator/records/{id}/unresolve``     The reverse (``coupa.resolve(id, False)``).
+GET     ``/_emulator/faults``                     The fault plan: ``{"seed": n, "faults": [...]}``.
+PUT     ``/_emulator/faults``                     ``{"seed": n, "faults": [...]}`` replaces the plan and restarts the
+                                                  seeded sequence, so a run replays (``coupa.faults.replace``).
+POST    ``/_emulator/faults``                     One fault object added to the plan (``coupa.faults.add``); its keys
+                                                  are :class:`~.faults.Fault`'s: ``kind``, ``rate``, ``status``,
+                                                  ``seconds``, ``retry_after``, ``count``, ``methods``,
+                                                  ``path_contains``.
+DELETE  ``/_emulator/faults``                     Remove every fault (``coupa.faults.clear()``).
+POST    ``/_emulator/expire_tokens``              Expire every token issued so far (``coupa.expire_tokens()``):
+                                                  answers ``{"expired": n}``.
+PUT     ``/_emulator/rate_limit``                 ``{"rate": 25, "burst": 20, "retry_after": true}`` replaces the
+                                                  token bucket; ``rate`` 0 or null turns it off
+                                                  (``coupa.set_rate_limit``).
+======  ========================================  ==================================================================
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_coupa_ihr.client.values import finite_number, whole_number
 from airflow_provider_coupa_ihr.testing.coupa_api import json_response
 from airflow_provider_coupa_ihr.testing.faults import Fault
-from airflow_provider_coupa_ihr.testing.querying import QueryError, bigint
+from airflow_provider_coupa_ihr.testing.querying import QueryError, bigint, parse_query, project
 from airflow_provider_coupa_ihr.testing.rendering import BadJson, quoted, read_json
 from airflow_provider_coupa_ihr.testing.state import Invalid, NotFound
 
@@ -89,8 +132,21 @@ def add_admin_routes(app: web.Application, emulator: CoupaEmulator) -> None:
             },
         )
 
-    async def records(request: web.Request) -> web.Response:
-        return json_response(200, emulator.records())
+    def listing(name: str) -> Handler:
+        async def handler(request: web.Request) -> web.Response:
+            state = emulator.state
+            table = state.table(name)
+            params = [(k, v) for k, v in request.query.items() if k not in ("limit", "offset")]
+            try:
+                query = parse_query(params, table.fields)
+                offset = bigint(request.query.get("offset", "0"), "offset", minimum=0)
+                limit = bigint(request.query["limit"], "limit", minimum=0) if "limit" in request.query else None
+            except QueryError as exc:
+                raise _BadRequest("base", str(exc)) from None
+            query = replace(query, offset=offset, limit=limit if limit is not None else sys.maxsize)
+            return json_response(200, project(state.select(table, query), query.fields))
+
+        return handler
 
     async def reset(request: web.Request) -> web.Response:
         emulator.reset()
@@ -177,7 +233,9 @@ def add_admin_routes(app: web.Application, emulator: CoupaEmulator) -> None:
         ("GET", "/_emulator/health", health),
         ("POST", "/_emulator/seed", seed),
         ("GET", "/_emulator/state", state),
-        ("GET", "/_emulator/records", records),
+        ("GET", "/_emulator/records", listing("integration_history_records")),
+        ("GET", "/_emulator/integration_runs", listing("integration_runs")),
+        ("GET", "/_emulator/integration_errors", listing("integration_errors")),
         ("POST", "/_emulator/reset", reset),
         ("GET", "/_emulator/faults", get_faults),
         ("PUT", "/_emulator/faults", put_faults),

@@ -35,24 +35,26 @@ REQUEST_LOG_SIZE = 200_000
 class CoupaEmulator:
     """A local Coupa instance for tests, demos and users' own DAG tests.
 
-    >>> with CoupaEmulator() as coupa:                      # doctest: +SKIP
-    ...     coupa.url, coupa.credentials.client_id               # base URL on a free loopback port
-    ...     coupa.faults.storm(count=10, retry_after=1)      # the next 10 API calls answer 429
-    ...     coupa.records()                                  # what has been written, as Coupa returns it
+    >>> with CoupaEmulator() as coupa:                     # doctest: +SKIP
+    ...     coupa.url, coupa.credentials.client_id          # base URL on a free loopback port, the login
+    ...     coupa.faults.storm(count=10, retry_after=1)     # the next 10 API calls answer 429
+    ...     coupa.records()                                 # what has been written, as Coupa returns it
 
-    Arguments:
-        host, port: where to listen; loopback and a free port by default.
-        clients: the OAuth clients it accepts (default: :data:`DEFAULT_CLIENT` with read and write scopes).
-        api_keys: legacy ``X-COUPA-API-KEY`` values it accepts; none (legacy auth off) by default.
-        token_lifetime: seconds a token lives (Coupa: 86399).
-        rate_limit, burst: the token bucket in front of ``/api`` (Coupa: 25/s, bursts of 20); ``None`` turns it off.
-        send_retry_after: whether a throttled answer carries ``Retry-After`` (Coupa's behaviour is disputed).
-        seed: seeds the fault decisions, so a failing run replays.
-        extra_document_types: document types newer than R39 that this instance should accept.
-        tls: serve HTTPS with a fresh self-signed certificate (trust it with ``coupa.ca_bundle``), as Coupa
-            always does; off by default because plain http on loopback is simpler for most tests.
-        new_connection_latency: seconds added to the first request on each new connection, modelling what
-            TCP and TLS handshakes cost over a real network (about two round trips), which loopback hides.
+    :param host: where to listen: loopback by default.
+    :param port: the port; 0 (the default) picks a free one, then :attr:`url` names it.
+    :param clients: the OAuth clients it accepts (default: :data:`DEFAULT_CLIENT` with read and write scopes).
+    :param api_keys: legacy ``X-COUPA-API-KEY`` values it accepts; none (legacy auth off) by default.
+    :param token_lifetime: seconds a token lives (Coupa: 86399).
+    :param rate_limit: requests per second the token bucket in front of ``/api`` allows (Coupa: 25); ``None``
+        turns rate limiting off.
+    :param burst: the bucket's burst (Coupa: 20).
+    :param send_retry_after: whether a throttled answer carries ``Retry-After`` (Coupa's behaviour is disputed).
+    :param seed: seeds the fault decisions, so a failing run replays.
+    :param extra_document_types: document types newer than R39 that this instance should accept.
+    :param tls: serve HTTPS with a fresh self-signed certificate (trust it with :attr:`ca_bundle`), as Coupa
+        always does; off by default because plain http on loopback is simpler for most tests.
+    :param new_connection_latency: seconds added to the first request on each new connection, modelling what
+        TCP and TLS handshakes cost over a real network (about two round trips), which loopback hides.
     """
 
     def __init__(

@@ -53,6 +53,101 @@ def test_records(coupa_emulator: CoupaEmulator, api: Api) -> None:
     assert not [k for k in all_keys(body) if "_" in k]
 
 
+@pytest.fixture
+def sixty(coupa_emulator: CoupaEmulator) -> list[dict[str, Any]]:
+    """60 records: documents 1..60, every third an error, every fifth resolved, the even ones in run 1."""
+    coupa_emulator.add_integration("OTHER")
+    run = coupa_emulator.state.create(coupa_emulator.state.runs, {"integration": {"code": CODE}}, user=None)
+    for n in range(1, 61):
+        body = ihr(**{"document-id": n, "status": "Error" if n % 3 == 0 else "Success"})
+        if n % 2 == 0:
+            body["integration-run"] = {"id": run["id"]}
+        if n > 50:
+            body["integration"] = {"code": "OTHER"}
+        coupa_emulator.state.create(coupa_emulator.state.records, body, user=None)
+        if n % 5 == 0:
+            coupa_emulator.resolve(n)
+    return coupa_emulator.records()
+
+
+def _record_ids(coupa: CoupaEmulator, params: dict[str, str] | None = None) -> list[int]:
+    answer = _admin(coupa, "GET", "/records", params=params)
+    assert answer.status_code == 200, answer.text
+    return [r["id"] for r in answer.json()]
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({}, list(range(1, 61))),  # every record: no 50-record pages here
+        ({"document_id": "7"}, [7]),
+        ({"document-id": "7"}, [7]),
+        ({"resolved": "true"}, list(range(5, 61, 5))),
+        ({"status": "Error", "resolved": "false"}, [n for n in range(3, 61, 3) if n % 5]),
+        ({"document-id[gt]": "55"}, [56, 57, 58, 59, 60]),
+        ({"document-id[in]": "1,2,99"}, [1, 2]),
+        ({"integration[code]": "OTHER"}, list(range(51, 61))),
+        ({"integration-run[id]": "1", "document-id[lt_or_eq]": "10"}, [2, 4, 6, 8, 10]),
+        ({"order_by": "id", "dir": "desc", "document-id[gt]": "57"}, [60, 59, 58]),
+        ({"offset": "57"}, [58, 59, 60]),
+        ({"limit": "55"}, list(range(1, 56))),  # limit is not capped at 50 either
+        ({"limit": "2", "offset": "10", "status": "Error"}, [33, 36]),
+    ],
+)
+def test_records_honours_the_filters_the_api_takes(
+    coupa_emulator: CoupaEmulator, sixty: list[dict[str, Any]], params: dict[str, str], expected: list[int]
+) -> None:
+    assert _record_ids(coupa_emulator, params) == expected
+
+
+def test_records_matches_the_python_api_and_takes_fields(coupa_emulator: CoupaEmulator, sixty: Any) -> None:
+    answer = _admin(coupa_emulator, "GET", "/records", params={"status": "Error", "resolved": "false"}).json()
+    assert answer == coupa_emulator.records(status="Error", resolved=False)
+    trimmed = _admin(coupa_emulator, "GET", "/records", params={"id": "3", "fields": '["id",{"integration":["code"]}]'})
+    assert trimmed.json() == [{"id": 3, "integration": {"code": CODE}}]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"colour": "red"}, {"document-id": "seven"}, {"id": str(2**63)}, {"limit": "-1"}, {"fields": "id"}],
+)
+def test_records_refuses_a_bad_filter_with_400(coupa_emulator: CoupaEmulator, params: dict[str, str]) -> None:
+    answer = _admin(coupa_emulator, "GET", "/records", params=params)
+    assert answer.status_code == 400
+    assert answer.json()["errors"]["base"]
+
+
+def test_runs_and_errors_over_admin_take_the_same_filters(coupa_emulator: CoupaEmulator, api: Api) -> None:
+    first = api.post(RUNS, json={"integration": {"code": CODE}}).json()
+    second = api.post(RUNS, json={"integration": {"code": CODE}}).json()
+    assert api.put(f"{RUNS}/{second['id']}/run").status_code == 200
+    runs = _admin(coupa_emulator, "GET", "/integration_runs").json()
+    assert [r["id"] for r in runs] == [first["id"], second["id"]]
+    assert runs == coupa_emulator.integration_runs()
+    running = _admin(coupa_emulator, "GET", "/integration_runs", params={"status": "running"}).json()
+    assert [r["id"] for r in running] == [second["id"]]
+    error = {"contact-alert-type": "Technical", "integration-run": {"id": second["id"]}}
+    made = api.post(ERRORS, json=error).json()
+    api.post(ERRORS, json={**error, "integration-run": {"id": first["id"]}})
+    found = _admin(coupa_emulator, "GET", "/integration_errors", params={"integration-run[status]": "running"})
+    assert [e["id"] for e in found.json()] == [made["id"]]
+    assert _admin(coupa_emulator, "GET", "/integration_errors", params={"colour": "x"}).status_code == 400
+
+
+def test_every_admin_route_is_documented(coupa_emulator: CoupaEmulator) -> None:
+    from airflow_provider_coupa_ihr.testing import admin_api
+
+    doc = admin_api.__doc__ or ""
+    routes = [r for r in coupa_emulator.app().router.routes() if r.resource and "/_emulator" in r.resource.canonical]
+    assert len(routes) >= 15
+    for route in routes:
+        path = route.resource.canonical  # type: ignore[union-attr]
+        for documented in (
+            [path.replace("{action}", a) for a in ("resolve", "unresolve")] if "{action}" in path else [path]
+        ):
+            assert f"{route.method:<6}  ``{documented}``" in doc, f"{route.method} {documented} is not documented"
+
+
 def test_reset_forgets_data_faults_and_log_but_keeps_tokens(coupa_emulator: CoupaEmulator, api: Api) -> None:
     api.post(IHR + "/mark_exported", json=ihr())
     api.post(RUNS, json={"integration": {"code": CODE}})
