@@ -7,6 +7,10 @@ Three ways to start it:
 - pytest: the ``coupa_emulator`` fixture (and ``coupa_connection``, an Airflow connection pointing at it),
   registered automatically when this package is installed.
 
+Inside: :mod:`.emulator` (the Python API), :mod:`.coupa_api` (Coupa's HTTP routes), :mod:`.admin_api`
+(``/_emulator/...``, every endpoint listed there), :mod:`.state`, :mod:`.querying`, :mod:`.rendering`,
+:mod:`.auth`, :mod:`.faults`; :mod:`.cli` prints ready-to-paste Airflow connection lines.
+
 It needs the ``emulator`` extra (``pip install "airflow-provider-coupa-ihr[emulator]"``) for its HTTP server.
 Names are imported lazily, so ``import airflow_provider_coupa_ihr.testing`` costs nothing until used.
 """

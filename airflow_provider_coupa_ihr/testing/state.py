@@ -3,6 +3,11 @@
 No HTTP here: the server turns requests into calls on :class:`CoupaState` and its exceptions into Coupa's answers,
 and tests can read or change the same state directly from Python. Every method takes the state's lock, because
 the server's event loop and a test's thread touch it at once.
+
+It is one module (past 400 lines) because it is one thing: the tables and the rules that keep them consistent
+under that single lock. A write checks references across tables (a record's run and integration), updates
+another table (a run's error list), records side effects and invalidates cached queries in the same critical
+section; split apart, each piece would need the others' lock and internals.
 """
 
 from __future__ import annotations
