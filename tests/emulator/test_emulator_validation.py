@@ -233,3 +233,27 @@ def test_validation_error_in_xml_when_json_not_asked_for(coupa_emulator: CoupaEm
     root = parse_xml(response)
     assert root.tag == "errors"
     assert [e.text for e in root.findall("error")] == ["Document type is not included in the list"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="client.values.whole_number raises past int()'s 4300-digit limit (check_fields -> 500); "
+    "requested from the client helper in /tmp/coord/requests-emulator.md item 2. Remove this mark once fixed.",
+)
+@pytest.mark.parametrize("field", ["document-id", "document-revision", "integration-run-id"])
+def test_a_number_past_ints_digit_limit_is_400_not_500(coupa_emulator: CoupaEmulator, api: Api, field: str) -> None:
+    response = api.post(IHR, json=ihr(**{field: "9" * 5000}))
+    assert response.status_code == 400, response.text[:200]
+    assert errors_of(response)
+    assert coupa_emulator.records() == []
+
+
+@pytest.mark.parametrize("field", ["document-id", "document-revision"])
+@pytest.mark.parametrize("value", [2**63, -(2**63) - 1, str(2**63), "\u00b2"])
+def test_a_number_beyond_a_bigint_in_a_body_is_400(
+    coupa_emulator: CoupaEmulator, api: Api, field: str, value: object
+) -> None:
+    response = api.post(IHR, json=ihr(**{field: value}))
+    assert response.status_code == 400, response.text
+    assert errors_of(response)
+    assert coupa_emulator.records() == []
