@@ -13,28 +13,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from packaging_helpers import REPO, UV, needs_uv, only_on_airflow_3
 
 import airflow_provider_coupa_ihr
 
-REPO = Path(__file__).resolve().parents[2]
-UV = REPO / ".venv-tools" / "bin" / "uv"
-
-pytestmark = [
-    pytest.mark.skipif(not UV.exists(), reason="needs .venv-tools/bin/uv, which scripts/dev.py installs"),
-]
-
-
-def _airflow_major() -> int:
-    from importlib.metadata import version
-
-    return int(version("apache-airflow").split(".")[0])
-
-
-@pytest.fixture(scope="module")
-def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    subprocess.run([str(UV), "build", "--quiet", "--out-dir", str(out), str(REPO)], check=True, timeout=300)
-    return out
+pytestmark = [needs_uv]
 
 
 def test_wheel_and_sdist_build_and_pass_twine_check(dist: Path) -> None:
@@ -55,7 +38,7 @@ def test_wheel_and_sdist_build_and_pass_twine_check(dist: Path) -> None:
     assert not any(n.startswith(("tests/", "example_dags/", "benchmarks/")) for n in names)
     metadata = zipfile.ZipFile(wheel).read(f"airflow_provider_coupa_ihr-{version}.dist-info/METADATA").decode()
     assert f"Version: {version}" in metadata
-    assert "Requires-Dist: apache-airflow>=2.11.0" in metadata
+    assert "Requires-Dist: apache-airflow!=3.0.0,!=3.0.1,>=2.11.0" in metadata
     assert "Provides-Extra: emulator" in metadata
     entry_points = zipfile.ZipFile(wheel).read(f"airflow_provider_coupa_ihr-{version}.dist-info/entry_points.txt")
     assert b"[apache_airflow_provider]" in entry_points
@@ -66,7 +49,8 @@ def test_wheel_and_sdist_build_and_pass_twine_check(dist: Path) -> None:
     assert any(m.endswith("/CHANGELOG.md") for m in members)
 
 
-@pytest.mark.skipif(_airflow_major() < 3, reason="installed once, on the Airflow 3 leg")
+@only_on_airflow_3
+@pytest.mark.dag
 def test_the_wheel_alone_runs_the_demo(dist: Path, tmp_path: Path) -> None:
     version = airflow_provider_coupa_ihr.__version__
     wheel = dist / f"airflow_provider_coupa_ihr-{version}-py3-none-any.whl"
