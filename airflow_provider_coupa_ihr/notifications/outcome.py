@@ -59,7 +59,7 @@ def clean_text(text: object, limit: int, secrets: Iterable[str] = ()) -> str:
     """
     from airflow.providers.common.compat.sdk import redact
 
-    from airflow_provider_coupa_ihr.client.errors import redact as redact_known
+    from airflow_provider_coupa_ihr.client.responses import redact as redact_known
 
     value = str(text)
     try:
