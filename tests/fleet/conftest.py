@@ -1,50 +1,21 @@
-"""Fixtures of the fleet tests: a real ``redis-server`` (and PostgreSQL) on loopback, from ``scripts/services.py``.
-
-The servers are Debian's packages, installed by ``scripts/services.py`` when missing (as root, the way CI runs).
-Where they cannot be installed the tests fail saying why; ``COUPA_SKIP_FLEET=1`` skips them instead.
-"""
+"""Fixtures of the fleet tests: a real ``redis-server`` on loopback (``fleet_services.py``), and the figures the
+fleet scenarios report, printed in a section of the run's summary like the reliability suite's."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+# The reliability suite's helpers (request-rate figures, the deployment harness) are reused, not copied.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
 
+from fleet_services import start_redis
 
-def _load_services() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("coupa_services", REPO / "scripts" / "services.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["coupa_services"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-services = _load_services()
-
-
-def unavailable(why: str) -> Any:
-    """Skip when asked to (``COUPA_SKIP_FLEET=1``), else fail: a missing server must not pass unnoticed."""
-    if os.environ.get("COUPA_SKIP_FLEET") == "1":
-        pytest.skip(f"COUPA_SKIP_FLEET=1: {why}")
-    pytest.fail(f"{why} (set COUPA_SKIP_FLEET=1 to skip the fleet tests)")
-
-
-def start_redis() -> Any:
-    pytest.importorskip("redis", reason="the redis package (the [redis] extra) is not installed")
-    try:
-        return services.start_redis()
-    except services.ServiceUnavailable as exc:
-        return unavailable(f"no Redis: {exc}")
+_REPORT: list[str] = []
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +36,20 @@ def own_redis() -> Iterator[Any]:
         yield server
     finally:
         server.cleanup()
+
+
+@pytest.fixture
+def fleet_report(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """``fleet_report("...")`` adds a line, under the test's name, to the run's "reliability: fleet" section."""
+
+    def add(line: str) -> None:
+        _REPORT.append(f"{request.node.name}: {line}")
+
+    return add
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _REPORT:
+        terminalreporter.section("reliability: fleet")
+        for line in _REPORT:
+            terminalreporter.write_line(line)

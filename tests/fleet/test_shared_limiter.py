@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from reliability_helpers import peak_per_window
 
 from airflow_provider_coupa_ihr.client.errors import CoupaConfigError
 from airflow_provider_coupa_ihr.client.shared_limiter import (
@@ -37,15 +38,6 @@ def new_key() -> str:
 def throttle(server: Any, **options: Any) -> SharedThrottle:
     timeout = options.pop("timeout", 0.5)
     return SharedThrottle(RedisSettings(port=server.port, timeout=timeout), options.pop("key", new_key()), **options)
-
-
-def peak_per_window(times: list[float], window: float = 1.0) -> int:
-    ordered, best, start = sorted(times), 0, 0
-    for end, at in enumerate(ordered):
-        while at - ordered[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def warnings_from(caplog: pytest.LogCaptureFixture) -> list[str]:

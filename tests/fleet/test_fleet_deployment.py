@@ -1,0 +1,171 @@
+"""One Coupa budget for a whole Celery fleet, judged by what Coupa (the emulator) saw.
+
+A real CeleryExecutor deployment on loopback (tests/fleet/fleet_deployment.py): PostgreSQL, Redis, scheduler,
+dag-processor, triggerer, API server and two Celery workers (concurrency 4 each), and the emulator at Coupa's
+25 requests/s, bursts of 20. Each scenario triggers bulk runs of 600 records at once and reads, from the
+emulator: every record exactly once, the requests in any one-second window (Coupa allows 25 + 20), the 429s,
+and the throughput while the bulk ran.
+
+- **Static division** (today's advice, the README): a ``coupa`` pool of 3 slots and every process a share of
+  25 / (3 slots + 1 triggerer) = 6.25/s, burst 5. Safe, and it leaves Coupa's budget partly unused.
+- **Shared budget**: the connection's ``rate_limit_redis_conn_id`` names the Redis connection; every process
+  books in one budget of 25/s, burst 20 (client/shared_limiter.py), the pool is out of the way (8 slots).
+
+The fleet starts once per module (about a minute on 2 cores) and the scenarios share it; the figures go to the
+run's summary. Airflow 2.11 is not run: its CeleryExecutor works differently (no task SDK, no API server),
+and the fleet proves a property of the client that does not depend on the Airflow line.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Callable, Iterator
+from importlib.metadata import version
+
+import pytest
+from fleet_deployment import REPO, SHARED_CONN, STATIC_CONN, WORKER_CONCURRENCY, WORKERS, Fleet
+from fleet_services import services, unavailable
+from reliability_helpers import api_requests, peak_per_window
+
+from airflow_provider_coupa_ihr.testing import CoupaEmulator
+
+AIRFLOW_VERSION = version("apache-airflow")
+pytestmark = [
+    pytest.mark.dag,
+    pytest.mark.skipif(
+        int(AIRFLOW_VERSION.split(".")[0]) < 3,
+        reason="the Celery fleet runs on the Airflow 3 line only: 2.11's CeleryExecutor has no task SDK or API "
+        "server to exercise, and the shared budget is a property of the client, the same on both lines",
+    ),
+]
+
+RATE, BURST = 25, 20
+RECORDS_PER_RUN = 600
+RUNS = 3
+STATIC_POOL = 3
+#: The README's static division: the pool's slots plus the triggerer share Coupa's 25/s and burst of 20.
+STATIC_SHARE = (RATE / (STATIC_POOL + 1), BURST // (STATIC_POOL + 1))
+STARTUP_SECONDS = 300
+SCENARIO_SECONDS = 300
+INTEGRATION = "FLEET"
+
+
+def _shared_budget_wired() -> bool:
+    """Whether the hook reads ``rate_limit_redis_conn_id`` yet (until the limiter is wired into the client)."""
+    hooks = REPO / "airflow_provider_coupa_ihr" / "hooks"
+    return any("rate_limit_redis_conn_id" in path.read_text() for path in hooks.glob("*.py"))
+
+
+@pytest.fixture(scope="module")
+def coupa() -> Iterator[CoupaEmulator]:
+    with CoupaEmulator(rate_limit=RATE, burst=BURST) as emulator:
+        emulator.add_integration(INTEGRATION)
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def fleet(coupa: CoupaEmulator) -> Iterator[Fleet]:
+    if int(AIRFLOW_VERSION.split(".")[0]) < 3:
+        pytest.skip("Airflow 3 only")
+    for module in ("celery", "psycopg2", "redis", "airflow.providers.celery"):
+        pytest.importorskip(module, reason=f"{module} missing: the fleet needs the dev extra (celery, postgres, redis)")
+    started = time.monotonic()
+    try:
+        install = services.ensure_installed()
+        redis = services.RedisServer().start()
+        postgres = services.PostgresServer().start()
+    except services.ServiceUnavailable as exc:
+        unavailable(f"no Redis or PostgreSQL: {exc}")
+    fleet = Fleet(coupa, redis, postgres, static_share=STATIC_SHARE)
+    fleet.timings.steps["install"] = install
+    fleet.timings.steps["redis+postgres"] = time.monotonic() - started - install
+    try:
+        fleet.start()
+        fleet.wait_until_ready(time.monotonic() + STARTUP_SECONDS)
+        fleet.timings.steps["fleet total"] = time.monotonic() - started
+        yield fleet
+    finally:
+        fleet.stop()
+        fleet.cleanup()
+        postgres.cleanup()
+        redis.cleanup()
+
+
+class Figures:
+    """What Coupa saw of one scenario's runs (requests since it started, records with its batch prefix)."""
+
+    def __init__(self, coupa: CoupaEmulator, since: float, seconds: float, prefix: str, expected: set[str]) -> None:
+        self.seconds, self.expected = seconds, expected
+        calls = [r for r in api_requests(coupa) if r.at >= since]
+        self.calls = calls
+        self.statuses = collections.Counter("dropped" if r.status is None else str(r.status) for r in calls)
+        self.peak = peak_per_window([r.at for r in calls])
+        writes = [r.at for r in calls if r.method == "POST"]
+        self.span = (max(writes) - min(writes)) if len(writes) > 1 else 0.0
+        self.write_rate = len(writes) / self.span if self.span else 0.0
+        self.api_rate = len(calls) / self.span if self.span else 0.0
+        stored = [r for r in coupa.records() if str(r.get("external-id") or "").startswith(prefix)]
+        self.by_external = collections.Counter(str(r["external-id"]) for r in stored)
+        self.lost = expected - set(self.by_external)
+        self.doubled = sorted(k for k, n in self.by_external.items() if n > 1)
+        self.throttled = self.statuses.get("429", 0)
+
+    def line(self, name: str) -> str:
+        statuses = dict(sorted(self.statuses.items()))
+        return (
+            f"{name}: {len(self.expected)} records in {self.seconds:.0f}s; {len(self.calls)} API requests {statuses}; "
+            f"writes {self.write_rate:.1f}/s over {self.span:.0f}s ({self.write_rate / RATE:.0%} of {RATE}/s); "
+            f"peak {self.peak} in any 1-s window (limit {RATE}+{BURST}); "
+            f"429s {self.throttled / max(1, len(self.calls)):.1%}; {len(self.by_external)} records stored, "
+            f"{len(self.lost)} lost, {len(self.doubled)} doubled"
+        )
+
+
+def run_scenario(
+    fleet: Fleet, coupa: CoupaEmulator, name: str, conn_id: str, pool: int
+) -> tuple[Figures, dict[str, str]]:
+    fleet.set_pool(pool)
+    since = time.time()
+    started = time.monotonic()
+    run_ids = [f"{name}-{i}" for i in range(RUNS)]
+    for i, run_id in enumerate(run_ids):
+        fleet.trigger(run_id, {"batch": f"{name}{i}", "count": RECORDS_PER_RUN, "conn_id": conn_id})
+    states = fleet.wait_for_runs(run_ids, time.monotonic() + SCENARIO_SECONDS)
+    seconds = time.monotonic() - started
+    expected = {f"FLEET-{name}{i}-{n:05d}" for i in range(RUNS) for n in range(RECORDS_PER_RUN)}
+    return Figures(coupa, since, seconds, f"FLEET-{name}", expected), states
+
+
+def test_static_division_stays_under_the_limit_and_leaves_budget_unused(
+    fleet: Fleet, coupa: CoupaEmulator, fleet_report: Callable[[str], None]
+) -> None:
+    figures, states = run_scenario(fleet, coupa, "static", STATIC_CONN, STATIC_POOL)
+    fleet_report(
+        f"fleet (CeleryExecutor, {len(WORKERS)} workers x {WORKER_CONCURRENCY}, PostgreSQL, Redis; Airflow "
+        f"{AIRFLOW_VERSION}) ready in {fleet.timings.steps.get('fleet total', 0):.0f}s ({fleet.timings.line()})"
+    )
+    fleet_report(
+        figures.line(f"static division (pool {STATIC_POOL}, {STATIC_SHARE[0]:g}/s burst {STATIC_SHARE[1]} per process)")
+    )
+    assert states == dict.fromkeys(states, "success"), f"{states}\n{fleet.task_log_errors()}"
+    assert not figures.lost, f"{len(figures.lost)} records lost, e.g. {sorted(figures.lost)[:5]}"
+    assert figures.doubled == []
+    assert figures.peak <= RATE + BURST
+    assert figures.throttled == 0, "the static division never meets Coupa's limit"
+    # Three processes at a quarter each: the budget is three quarters used at best.
+    assert figures.write_rate <= RATE * RUNS / (STATIC_POOL + 1) * 1.1
+
+
+@pytest.mark.skipif(not _shared_budget_wired(), reason="the hook does not read rate_limit_redis_conn_id yet")
+def test_shared_budget_uses_the_whole_budget_and_never_exceeds_it(
+    fleet: Fleet, coupa: CoupaEmulator, fleet_report: Callable[[str], None]
+) -> None:
+    figures, states = run_scenario(fleet, coupa, "shared", SHARED_CONN, WORKER_CONCURRENCY * len(WORKERS))
+    fleet_report(figures.line(f"shared budget (Redis, {RATE}/s burst {BURST} for the fleet)"))
+    assert states == dict.fromkeys(states, "success"), f"{states}\n{fleet.task_log_errors()}"
+    assert not figures.lost
+    assert figures.doubled == []
+    assert figures.peak <= RATE + BURST
+    assert figures.throttled <= 0.01 * len(figures.calls)
+    assert figures.write_rate >= 0.9 * RATE
