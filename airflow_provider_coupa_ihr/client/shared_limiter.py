@@ -51,11 +51,14 @@ from airflow_provider_coupa_ihr.client.records import RATE_LIMIT_BURST, RATE_LIM
 from airflow_provider_coupa_ihr.client.values import finite_number, whole_number
 
 __all__ = [
+    "DEFAULT_FALLBACK_SHARE",
     "GCRA_SCRIPT",
     "KEY_PREFIX",
     "RedisSettings",
+    "SharedBudget",
     "SharedThrottle",
     "budget_key",
+    "budget_throttle",
     "shared_throttle",
 ]
 
@@ -88,6 +91,9 @@ return wait
 #: What EVALSHA names the script by.
 _SCRIPT_SHA = hashlib.sha1(GCRA_SCRIPT.encode(), usedforsecurity=False).hexdigest()
 _PROBE_INTERVAL = 5.0
+#: Without a configured fallback, a process takes this fraction of the budget while Redis is away: the README's
+#: static division for a three-slot pool plus one triggerer (6.25/s and a burst of 5 of Coupa's 25/s and 20).
+DEFAULT_FALLBACK_SHARE = 4
 _TIMEOUT = 0.5
 #: (pid, budget key) pairs that have warned about falling back: one warning per process and budget.
 _WARNED: set[tuple[int, str]] = set()
@@ -176,6 +182,33 @@ def budget_key(base_url: str, name: str | None = None) -> str:
     default = {"https": 443, "http": 80}.get(parts.scheme.lower())
     port = f":{parts.port}" if parts.port and parts.port != default else ""
     return f"{KEY_PREFIX}instance:{parts.scheme.lower()}://{parts.hostname.lower()}{port}"
+
+
+@dataclass(frozen=True)
+class SharedBudget:
+    """A connection's choice to share its rate budget: the Redis holding it, a budget ``name`` (None: the Coupa
+    instance's own), and this process's ``fallback_rate`` while Redis is away (None: a
+    :data:`DEFAULT_FALLBACK_SHARE` of the budget). The fallback burst is the same share of the burst."""
+
+    redis: RedisSettings
+    name: str | None = None
+    fallback_rate: float | None = None
+    probe_interval: float = _PROBE_INTERVAL
+
+    def __post_init__(self) -> None:
+        if self.name is not None:
+            budget_key("https://check.invalid", self.name)  # the name's own check
+        if self.fallback_rate is not None and (finite_number(self.fallback_rate) or 0) <= 0:
+            raise CoupaConfigError(
+                f"rate_limit_fallback must be a positive number of requests per second, got {self.fallback_rate!r}"
+            )
+        if (finite_number(self.probe_interval) or 0) <= 0:
+            raise CoupaConfigError(f"probe_interval must be a positive number of seconds, got {self.probe_interval!r}")
+
+    def fallback(self, rate: float, burst: int) -> tuple[float, int]:
+        """This process's (rate, burst) while Redis is away, for a budget of ``rate``/s and ``burst``."""
+        share = self.fallback_rate if self.fallback_rate is not None else rate / DEFAULT_FALLBACK_SHARE
+        return share, max(1, math.floor(burst * min(1.0, share / rate)))
 
 
 class _Standing:
@@ -489,7 +522,7 @@ def _is_stale(exc: Exception) -> bool:
     )
 
 
-_THROTTLES: dict[tuple[RedisSettings, str, float, int, float, int], SharedThrottle] = {}
+_THROTTLES: dict[tuple[RedisSettings, str, float, int, float, int, float], SharedThrottle] = {}
 _THROTTLES_LOCK = threading.Lock()
 
 
@@ -501,14 +534,35 @@ def shared_throttle(
     burst: int = RATE_LIMIT_BURST,
     fallback_rate: float,
     fallback_burst: int,
+    probe_interval: float = _PROBE_INTERVAL,
 ) -> SharedThrottle:
     """The process's one :class:`SharedThrottle` for a budget and its settings, so every client and thread of a
     process shares one connection pool and, while Redis is away, one local share (not one share per client)."""
-    index = (redis, key, float(rate), burst, float(fallback_rate), fallback_burst)
+    index = (redis, key, float(rate), burst, float(fallback_rate), fallback_burst, float(probe_interval))
     with _THROTTLES_LOCK:
         throttle = _THROTTLES.get(index)
         if throttle is None:
             throttle = _THROTTLES[index] = SharedThrottle(
-                redis, key, rate=rate, burst=burst, fallback_rate=fallback_rate, fallback_burst=fallback_burst
+                redis,
+                key,
+                rate=rate,
+                burst=burst,
+                fallback_rate=fallback_rate,
+                fallback_burst=fallback_burst,
+                probe_interval=probe_interval,
             )
         return throttle
+
+
+def budget_throttle(budget: SharedBudget, base_url: str, rate: float, burst: int) -> SharedThrottle:
+    """The process's :class:`SharedThrottle` for a client of ``base_url`` whose connection shares its budget."""
+    fallback_rate, fallback_burst = budget.fallback(rate, burst)
+    return shared_throttle(
+        budget.redis,
+        budget_key(base_url, budget.name),
+        rate=rate,
+        burst=burst,
+        fallback_rate=fallback_rate,
+        fallback_burst=fallback_burst,
+        probe_interval=budget.probe_interval,
+    )

@@ -22,8 +22,10 @@ from airflow_provider_coupa_ihr.client.errors import CoupaConfigError
 from airflow_provider_coupa_ihr.client.shared_limiter import (
     KEY_PREFIX,
     RedisSettings,
+    SharedBudget,
     SharedThrottle,
     budget_key,
+    budget_throttle,
     shared_throttle,
 )
 
@@ -110,6 +112,21 @@ def test_one_throttle_per_process_and_budget(redis_server: Any) -> None:
     assert shared_throttle(settings, key, rate=25, burst=20, fallback_rate=6.25, fallback_burst=5) is one
     assert shared_throttle(settings, new_key(), rate=25, burst=20, fallback_rate=6.25, fallback_burst=5) is not one
     assert (one.fallback.rate, one.fallback.burst) == (6.25, 5)
+
+
+def test_a_connection_budget_falls_back_to_the_static_division_unless_told(redis_server: Any) -> None:
+    settings = RedisSettings(port=redis_server.port)
+    default = budget_throttle(SharedBudget(settings), "https://acme.coupahost.com", 25, 20)
+    assert default.key == budget_key("https://acme.coupahost.com")
+    assert (default.fallback.rate, default.fallback.burst) == (6.25, 5)  # README: 3 pool slots + 1 triggerer
+    assert budget_throttle(SharedBudget(settings), "https://ACME.coupahost.com/", 25, 20) is default
+    told = budget_throttle(SharedBudget(settings, name="erp", fallback_rate=2), "https://acme.coupahost.com", 25, 20)
+    assert told.key == f"{KEY_PREFIX}named:erp"
+    assert (told.fallback.rate, told.fallback.burst) == (2, 1)
+    with pytest.raises(CoupaConfigError, match="rate_limit_fallback"):
+        SharedBudget(settings, fallback_rate=0)
+    with pytest.raises(CoupaConfigError, match="budget name"):
+        SharedBudget(settings, name="")
 
 
 def test_settings_are_checked_and_the_password_is_never_shown() -> None:
