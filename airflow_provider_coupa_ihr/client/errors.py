@@ -351,7 +351,3 @@ def _hint(status: int, method: str, path: str, messages: list[str]) -> str | Non
     if status in (500, 502, 503, 504):
         return "Usually transient on Coupa's side; retrying later normally works."
     return None
-
-
-# Old home of ``redact``, kept only until notifications/outcome.py imports it from .responses (moved.md).
-__all__ += ["redact"]

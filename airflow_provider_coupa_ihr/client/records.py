@@ -300,12 +300,6 @@ def _map_keys(value: Any, old: str, new: str) -> Any:
     return value
 
 
-def is_integer_value(value: Any) -> bool:
-    """Old name of ``values.whole_number(value, text=True) is not None``, kept only until the emulator and the
-    operators import :func:`.values.whole_number` (moved.md); the lead removes it."""
-    return whole_number(value, text=True) is not None
-
-
 def check_fields(
     payload: Mapping[str, Any],
     fields: Mapping[str, Field],

@@ -24,7 +24,7 @@ and one walk at the end for the records to return.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
@@ -32,7 +32,7 @@ from typing import Any
 
 from airflow_provider_coupa_ihr.client import operations as ops
 from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
-from airflow_provider_coupa_ihr.client.flow import Operation, run_async, run_sync
+from airflow_provider_coupa_ihr.client.flow import Operation
 from airflow_provider_coupa_ihr.client.paging import Walk
 from airflow_provider_coupa_ihr.client.query import PAGE_SIZE, filter_params
 from airflow_provider_coupa_ihr.client.records import RECORDS_PATH
@@ -40,7 +40,6 @@ from airflow_provider_coupa_ihr.client.summaries import is_resolved, record_summ
 from airflow_provider_coupa_ihr.client.values import CLOCK_SKEW_SECONDS, parse_ids
 
 __all__ = [
-    "CLOCK_SKEW_SECONDS",
     "RECORD_FIELDS_WANTED",
     "RECORD_KEYS",
     "ResolutionTarget",
@@ -236,34 +235,3 @@ def next_delay(
     if max_wait is not None:
         delay = min(delay, float(max_wait))
     return max(delay, 0.0)
-
-
-# ------------------------------------------------------------------------------------------------ old names
-# Kept only until the callers outside client/ move to ``CoupaClient.check_resolution`` / the functions above
-# (listed in /tmp/coord/moved.md); the lead removes them.
-Check = Generator[Operation, Any, WaitState]
-decide = ids_wait_state
-parse_record_ids = parse_ids
-
-
-def check(target: ResolutionTarget, *, since: datetime | None = None) -> Check:
-    """Old generator form of ``check_resolution``; see :func:`state_from_pages`."""
-    pages = []
-    for operation in target.poll_operations:
-        pages.append((yield operation))
-    state = state_from_pages(target, pages)
-    if state is not None:
-        return state
-    walk = target.resolved_walk(since)
-    records: list[dict[str, Any]] = []
-    while (page := walk.next_operation()) is not None:
-        records += walk.take((yield page))
-    return resolved_state(records)
-
-
-def run_check(flow: Check, perform: Callable[[Operation], Any]) -> WaitState:
-    return run_sync(flow, perform)
-
-
-async def arun_check(flow: Check, perform: Callable[[Operation], Awaitable[Any]]) -> WaitState:
-    return await run_async(flow, perform)
