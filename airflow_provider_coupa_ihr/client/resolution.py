@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -194,8 +194,8 @@ class ResolutionTarget:
         assert self.filters is not None
         filters: dict[str, Any] = {**self.filters, "resolved": "true"}
         if since is not None and "updated-at[gt_or_eq]" not in filters:
-            moment = since if since.tzinfo else since.replace(tzinfo=timezone.utc)
-            filters["updated-at[gt_or_eq]"] = moment - timedelta(seconds=CLOCK_SKEW_SECONDS)
+            # Rendered by values.render_datetime, like every datetime in a filter (naive means UTC).
+            filters["updated-at[gt_or_eq]"] = since - timedelta(seconds=CLOCK_SKEW_SECONDS)
         return Walk(RECORDS_PATH, filters, fields=RECORD_FIELDS_WANTED)
 
 

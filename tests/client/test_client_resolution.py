@@ -294,3 +294,11 @@ def test_polls_keep_the_poke_interval_or_double_it_with_backoff_up_to_max_wait()
     assert [next_delay(5, n, exponential_backoff=True) for n in (1, 2, 3, 4)] == [5, 10, 20, 40]
     assert [next_delay(5, n, exponential_backoff=True, max_wait=12) for n in (1, 2, 3)] == [5, 10, 12]
     assert next_delay(5, 10_000, exponential_backoff=True) < float("inf")
+
+
+def test_a_naive_wait_start_is_taken_as_utc():
+    target = ResolutionTarget.of(filters={"integration[code]": "ERP"})
+    naive = target.resolved_walk(datetime(2026, 3, 1, 12, 0)).next_operation()
+    aware = target.resolved_walk(datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)).next_operation()
+    assert naive == aware
+    assert ("updated-at[gt_or_eq]", "2026-03-01T11:59:00+00:00") in naive.params  # type: ignore[union-attr]
