@@ -53,7 +53,10 @@ def whole_number(
     if isinstance(value, int):
         number = value
     elif text and isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
-        number = int(value)
+        try:
+            number = int(value)
+        except ValueError:  # past int()'s digit limit (4300): beyond any id or count Coupa keeps
+            return None
     else:
         return None
     if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
