@@ -273,6 +273,7 @@ class AsyncCoupaClient:
 
     async def start_run(self, integration: str, *, total_records: Any = None) -> dict[str, Any]:
         """As :meth:`CoupaClient.start_run <.sync.CoupaClient.start_run>`."""
+        ops.check_run_change("run", total_records=total_records)
         run = await self.create_run(integration)
         return await self.run_transition(run["id"], "run", total_records=total_records)
 
@@ -280,15 +281,15 @@ class AsyncCoupaClient:
         self, run_id: Any, *, records_processed: Any = None, action: str = "success"
     ) -> dict[str, Any]:
         """As :meth:`CoupaClient.finish_run <.sync.CoupaClient.finish_run>`."""
-        if action not in ("success", "finish"):
-            raise CoupaValidationError([f"action must be success or finish, got {action!r}"])
+        if action == "fail":
+            raise CoupaValidationError(["action must be success or finish; use fail_run() to fail a run"])
         return await self._close_run(run_id, action, records_processed)
 
     async def fail_run(self, run_id: Any, *, records_processed: Any = None) -> dict[str, Any]:
         return await self._close_run(run_id, "fail", records_processed)
 
     async def _close_run(self, run_id: Any, action: str, records_processed: Any) -> dict[str, Any]:
-        current = await self.get_run(run_id)
+        current = await self.get_run(ops.check_run_end(run_id, action, records_processed))
         if ops.run_is_already(current, action):
             return current
         return await self.run_transition(current["id"], action, records_processed=records_processed)

@@ -238,12 +238,3 @@ def _token_from(
     scope = data.get("scope")
     return Token.issued(value, expires_in, now, scope=scope if isinstance(scope, str) else None)
 
-
-def __getattr__(name: str) -> Any:
-    # Old home of the token cache, kept only until the callers outside client/ import it from .tokens
-    # (listed in /tmp/coord/moved.md); the lead removes this.
-    if name in ("TOKEN_CACHE", "TokenCache", "TokenKey"):
-        from airflow_provider_coupa_ihr.client import tokens
-
-        return getattr(tokens, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -265,17 +265,30 @@ def run_transition(run_id: Any, action: str, **fields: Any) -> Operation:
     Not blindly re-sent: Coupa refuses to move a finished run, so a retried ``/success`` whose first answer was
     lost would fail. A lost answer is checked by reading the run's status instead.
     """
-    if action not in RUN_ACTIONS:
-        raise CoupaValidationError([f"action must be one of {', '.join(RUN_ACTIONS)}, got {action!r}"])
+    body = check_run_change(action, **fields)
     run = parse_id(run_id, "run_id")
     target = RUN_ACTIONS[action]
     verify = Verification(
         lambda: Operation("GET", RUNS_PATH, (("id", str(run)),)),
         lambda found: next((r for r in found if r.get("status") == target), None),
     )
-    return Operation(
-        "PUT", f"{RUNS_PATH}/{run}/{action}", body=_run_body(fields) or None, idempotent=False, verify=verify
-    )
+    return Operation("PUT", f"{RUNS_PATH}/{run}/{action}", body=body or None, idempotent=False, verify=verify)
+
+
+def check_run_change(action: str, **fields: Any) -> dict[str, Any]:
+    """The body of a run transition, checked: a verb that sends a request *before* the transition (create the
+    run, read it) calls this first, so bad input is refused before anything reaches Coupa."""
+    if action not in RUN_ACTIONS:
+        raise CoupaValidationError([f"action must be one of {', '.join(RUN_ACTIONS)}, got {action!r}"])
+    return _run_body(fields)
+
+
+def check_run_end(run_id: Any, action: str, records_processed: Any) -> int:
+    """Everything a finish or fail will send, checked before the run is read: the run id, as a number."""
+    if action not in ("success", "finish", "fail"):
+        raise CoupaValidationError([f"action must be success, finish or fail, got {action!r}"])
+    check_run_change(action, records_processed=records_processed)
+    return parse_id(run_id, "run_id")
 
 
 def run_is_already(run: Mapping[str, Any], action: str) -> bool:

@@ -377,5 +377,3 @@ class RetryState:
         return Step(Action.REFRESH_AUTH, reason="status 401; fetching a new token once")
 
 
-# Old name of decide_retry, kept only until tests/reliability imports the new one (moved.md).
-decide = decide_retry

@@ -364,13 +364,14 @@ class CoupaClient:
 
     def start_run(self, integration: str, *, total_records: Any = None) -> dict[str, Any]:
         """Create a run of ``integration`` (its code) and move it to ``running``: what a pipeline does first."""
+        ops.check_run_change("run", total_records=total_records)
         run = self.create_run(integration)
         return self.run_transition(run["id"], "run", total_records=total_records)
 
     def finish_run(self, run_id: Any, *, records_processed: Any = None, action: str = "success") -> dict[str, Any]:
         """End a run as successful (``action``: ``success`` or ``finish``); a run already so is left as it is."""
-        if action not in ("success", "finish"):
-            raise CoupaValidationError([f"action must be success or finish, got {action!r}"])
+        if action == "fail":
+            raise CoupaValidationError(["action must be success or finish; use fail_run() to fail a run"])
         return self._close_run(run_id, action, records_processed)
 
     def fail_run(self, run_id: Any, *, records_processed: Any = None) -> dict[str, Any]:
@@ -378,7 +379,7 @@ class CoupaClient:
         return self._close_run(run_id, "fail", records_processed)
 
     def _close_run(self, run_id: Any, action: str, records_processed: Any) -> dict[str, Any]:
-        current = self.get_run(run_id)
+        current = self.get_run(ops.check_run_end(run_id, action, records_processed))
         if ops.run_is_already(current, action):
             return current
         return self.run_transition(current["id"], action, records_processed=records_processed)

@@ -301,17 +301,14 @@ class CoupaHook(BaseHook):
     # ---------------------------------------------------------------------------------------- integration runs
     def start_run(self, integration: str, *, total_records: Any = None) -> dict[str, Any]:
         """Create a run of ``integration`` (its code) and mark it running."""
-        _check_transition(1, "run", total_records=total_records)
         return self.client.start_run(integration, total_records=total_records)
 
     def finish_run(self, run_id: Any, *, records_processed: Any = None, action: str = "success") -> dict[str, Any]:
         """End a run as successful (``action`` ``success`` or ``finish``); one already so is left as it is."""
-        _check_transition(run_id, action, records_processed=records_processed)
         return self.client.finish_run(run_id, records_processed=records_processed, action=action)
 
     def fail_run(self, run_id: Any, *, records_processed: Any = None) -> dict[str, Any]:
         """End a run as failed; one already failed is left as it is."""
-        _check_transition(run_id, "fail", records_processed=records_processed)
         return self.client.fail_run(run_id, records_processed=records_processed)
 
     def get_run(self, run_id: Any) -> dict[str, Any]:
@@ -326,12 +323,3 @@ class CoupaHook(BaseHook):
         """Move a run (``run``, ``pause``, ``pending``, ``success``, ``finish``, ``fail``)."""
         return self.client.run_transition(run_id, action, **fields)
 
-
-def _check_transition(run_id: Any, action: str, **fields: Any) -> None:
-    """Build (and so check) a run transition before a verb sends anything before it.
-
-    Needed while the client's run verbs send a first request before building their last one; pure, sends nothing.
-    """
-    from airflow_provider_coupa_ihr.client import operations as ops
-
-    ops.run_transition(run_id, action, **fields)

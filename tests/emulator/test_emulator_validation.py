@@ -235,11 +235,6 @@ def test_validation_error_in_xml_when_json_not_asked_for(coupa_emulator: CoupaEm
     assert [e.text for e in root.findall("error")] == ["Document type is not included in the list"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="client.values.whole_number raises past int()'s 4300-digit limit (check_fields -> 500); "
-    "requested from the client helper in /tmp/coord/requests-emulator.md item 2. Remove this mark once fixed.",
-)
 @pytest.mark.parametrize("field", ["document-id", "document-revision", "integration-run-id"])
 def test_a_number_past_ints_digit_limit_is_400_not_500(coupa_emulator: CoupaEmulator, api: Api, field: str) -> None:
     response = api.post(IHR, json=ihr(**{field: "9" * 5000}))

@@ -6,10 +6,10 @@ import collections
 from collections.abc import Iterable
 from typing import Any
 
-from airflow_provider_coupa_ihr.client.auth import TokenCache
 from airflow_provider_coupa_ihr.client.config import ClientConfig
 from airflow_provider_coupa_ihr.client.retry import RetryPolicy
 from airflow_provider_coupa_ihr.client.sync import CoupaClient
+from airflow_provider_coupa_ihr.client.tokens import TokenCache
 from airflow_provider_coupa_ihr.testing import CoupaEmulator
 
 #: Retries that ride out a dense fault mix in seconds, not minutes: tiny backoff, many attempts, Retry-After

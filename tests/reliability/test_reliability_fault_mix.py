@@ -238,9 +238,9 @@ def test_a_lost_create_is_given_as_long_again_to_land_before_the_lookup(
 ) -> None:
     import random
 
-    from airflow_provider_coupa_ihr.client.retry import decide
+    from airflow_provider_coupa_ihr.client.retry import decide_retry
 
-    step = decide(
+    step = decide_retry(
         FAST_RETRY, attempts=1, elapsed=0.3, rng=random.Random(1), idempotent=idempotent, in_flight=0.3, **outcome
     )
     assert step.delay >= 0.3 if waits_in_flight else step.delay <= FAST_RETRY.backoff_base

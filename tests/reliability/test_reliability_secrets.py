@@ -33,10 +33,10 @@ from typing import Any
 import pytest
 from reliability_helpers import FAST_RETRY
 
-from airflow_provider_coupa_ihr.client.auth import TokenCache
 from airflow_provider_coupa_ihr.client.config import ClientConfig
 from airflow_provider_coupa_ihr.client.errors import CoupaConfigError, CoupaError
 from airflow_provider_coupa_ihr.client.sync import CoupaClient
+from airflow_provider_coupa_ihr.client.tokens import TokenCache
 from airflow_provider_coupa_ihr.testing import CoupaEmulator, OAuthClient
 
 HERE = Path(__file__).resolve().parent
