@@ -11,6 +11,7 @@ the same home, environment, REST and cleanup helpers, with the components starte
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import requests
 from test_reliability_deployment import Deployment  # tests/reliability is on sys.path (conftest.py)
 
 from airflow_provider_coupa_ihr.testing import CoupaEmulator
@@ -91,7 +93,9 @@ class Fleet(Deployment):
                 f"AIRFLOW_CONN_{SHARED_CONN.upper()}": coupa.airflow_connection(
                     read_timeout=10, rate_limit_redis_conn_id=REDIS_CONN, **self.shared
                 ),
-                f"AIRFLOW_CONN_{REDIS_CONN.upper()}": f"redis://127.0.0.1:{self.redis.port}/{BUDGET_DB}",
+                f"AIRFLOW_CONN_{REDIS_CONN.upper()}": json.dumps(
+                    {"conn_type": "redis", "host": "127.0.0.1", "port": self.redis.port, "extra": {"db": BUDGET_DB}}
+                ),
             }
         )
         return env
@@ -186,11 +190,14 @@ class Fleet(Deployment):
 
     # ------------------------------------------------------------------------------------------ runs
     def set_pool(self, slots: int) -> None:
-        body = {"name": "coupa", "slots": slots, "description": "Coupa API"}
+        """The ``coupa`` pool with ``slots`` slots (made on first use)."""
         try:
-            self.api("PATCH", "/pools/coupa", json=body)
-        except Exception:
-            self.api("POST", "/pools", json=body)
+            body = {"pool": "coupa", "slots": slots, "include_deferred": False}  # the whole pool is checked
+            self.api("PATCH", "/pools/coupa", json=body, params={"update_mask": "slots"})
+        except requests.HTTPError as exc:
+            if exc.response is None or exc.response.status_code != 404:
+                raise
+            self.api("POST", "/pools", json={"name": "coupa", "slots": slots, "description": "Coupa API"})
 
     def trigger(self, run_id: str, conf: dict[str, Any]) -> None:
         self.api("POST", f"/dags/{DAG_ID}/dagRuns", json={"dag_run_id": run_id, "logical_date": None, "conf": conf})
