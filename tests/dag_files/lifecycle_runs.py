@@ -1,4 +1,4 @@
-"""DAGs wrapped in a Coupa integration run (see tests/lifecycle/test_run_lifecycle_dag.py)."""
+"""DAGs wrapped in a Coupa integration run (see tests/operators/test_run_lifecycle_dag.py)."""
 
 from __future__ import annotations
 
