@@ -19,11 +19,25 @@ from airflow_provider_coupa_ihr.client.records import RATE_LIMIT_BURST, RATE_LIM
 from airflow_provider_coupa_ihr.client.retry import RetryPolicy
 from airflow_provider_coupa_ihr.client.values import finite_number, whole_number
 
-__all__ = ["DEFAULT_SCOPES", "ClientConfig", "is_loopback_host"]
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "DEFAULT_SCOPES",
+    "MIN_MAX_RESPONSE_BYTES",
+    "MIN_RATE_LIMIT",
+    "ClientConfig",
+    "is_loopback_host",
+]
 
 #: The two scopes the IHR API needs: reads (index, show) and writes (everything else).
 DEFAULT_SCOPES: tuple[str, ...] = (READ_SCOPE, WRITE_SCOPE)
 DEFAULT_TOKEN_PATH = "/oauth2/token"  # noqa: S105 (a URL path, not a password)
+#: The slowest client-side rate allowed: slower, and the throttle's own wait would outlast any call's time budget.
+MIN_RATE_LIMIT = 0.1
+#: The most bytes an answer may have once decompressed (see :mod:`.bodies`): Coupa's pages are a few hundred KB
+#: at most, and a larger answer is a proxy's page or a compression bomb.
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+#: The smallest ``max_response_bytes`` allowed: one page of 50 records must fit.
+MIN_MAX_RESPONSE_BYTES = 64 * 1024
 
 
 def is_loopback_host(host: str) -> bool:
@@ -69,6 +83,8 @@ class ClientConfig:
     proxies: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     extra_document_types: tuple[str, ...] = ()
+    #: The most bytes an answer may have once decompressed; a bigger one ends the call with a CoupaError.
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", _normalise_base_url(self.base_url))
@@ -90,10 +106,15 @@ class ClientConfig:
         _positive("connect_timeout", self.connect_timeout)
         _positive("read_timeout", self.read_timeout)
         rate = finite_number(self.rate_limit)
-        if self.rate_limit is not None and (rate is None or rate <= 0):
+        if self.rate_limit is not None and (rate is None or rate < MIN_RATE_LIMIT):
             raise CoupaConfigError(
-                f"rate_limit must be a positive number of requests per second (Coupa allows 25) or None, "
-                f"got {self.rate_limit!r}"
+                f"rate_limit must be a finite number of requests per second from {MIN_RATE_LIMIT:g} "
+                f"(Coupa allows 25), or None for no client-side limit, got {self.rate_limit!r}"
+            )
+        if whole_number(self.max_response_bytes, minimum=MIN_MAX_RESPONSE_BYTES) is None:
+            raise CoupaConfigError(
+                f"max_response_bytes must be a whole number of bytes from {MIN_MAX_RESPONSE_BYTES} "
+                f"(default {DEFAULT_MAX_RESPONSE_BYTES}), got {self.max_response_bytes!r}"
             )
         if whole_number(self.burst, minimum=1) is None:
             raise CoupaConfigError(f"burst must be a whole number of 1 or more (Coupa allows 20), got {self.burst!r}")
