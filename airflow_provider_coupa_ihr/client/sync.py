@@ -255,6 +255,23 @@ class CoupaClient:
         stored = [record for walk in batch.lookup_walks(sent, since) for record in self.walk(walk)]
         return batch.match_written(sent, stored)
 
+    def look_up_earlier_writes(self, items: Sequence[Mapping[str, Any]], since: float) -> batch.EarlierWrites:
+        """What an earlier try of a batch wrote since ``since`` (epoch seconds), as far as the lookup could see.
+
+        As :meth:`find_existing_records`, but a chunk (a document type and 50 document ids) whose query fails
+        does not stop the others: its items come back in ``not_looked_up`` with the reason, so a retry under a
+        flaky network still writes every chunk it could check, and leaves the rest to the next try.
+        """
+        sent = batch.sent_records(items, self.config.extra_document_types)
+        chunks = batch.lookup_chunks(sent, since)
+        return batch.earlier_writes(sent, chunks, [self._stored_or_error(chunk.walk) for chunk in chunks])
+
+    def _stored_or_error(self, walk: Walk) -> list[dict[str, Any]] | CoupaError:
+        try:
+            return list(self.walk(walk))
+        except CoupaError as exc:
+            return exc
+
     def create_records(
         self,
         planned: Sequence[tuple[str, Mapping[str, Any]]],
@@ -268,8 +285,9 @@ class CoupaClient:
         ``max_workers`` threads write at once, each with its own session and all sharing this client's token
         cache and rate limit, so the bucket, not the thread count, sets the pace; every thread's client is
         closed at the end. Returns one outcome per write, in index order: ``{"index", "status": "created",
-        "id"}`` or ``{"index", "status": "failed", "id": None, "error", "retryable"}``. ``on_outcome`` is
-        called with each outcome as it comes (in this thread), for a progress line.
+        "id"}``, or ``{"index", "status", "id": None, "error", "retryable"}`` with status ``failed`` (surely not
+        in Coupa) or ``unknown`` (the create may have landed; see :class:`.batch.LandingWitness`). ``on_outcome``
+        is called with each outcome as it comes (in this thread), for a progress line.
         """
         workers = whole_number(max_workers, minimum=1)
         if workers is None:
@@ -277,13 +295,13 @@ class CoupaClient:
         skipped = set(skip)
         todo = [i for i in range(len(planned)) if i not in skipped]
         local = threading.local()
-        clients: list[CoupaClient] = []
+        clients: list[_BatchWriter] = []
         lock = threading.Lock()
 
-        def worker_client() -> CoupaClient:
-            client: CoupaClient | None = getattr(local, "client", None)
+        def worker_client() -> _BatchWriter:
+            client: _BatchWriter | None = getattr(local, "client", None)
             if client is None:
-                client = local.client = CoupaClient(
+                client = local.client = _BatchWriter(
                     self.config,
                     token_cache=self._token_cache,
                     mask_secret=self._ctx.mask_secret,
@@ -295,11 +313,7 @@ class CoupaClient:
 
         def write(index: int) -> dict[str, Any]:
             action, fields = planned[index]
-            try:
-                record = worker_client().create_record(action=action, **fields)
-            except CoupaError as exc:
-                return {"index": index, "status": "failed", "id": None, "error": str(exc), "retryable": exc.retryable}
-            return {"index": index, "status": "created", "id": record["id"]}
+            return worker_client().write(index, action, fields)
 
         outcomes: list[dict[str, Any]] = []
         try:
@@ -403,6 +417,30 @@ class CoupaClient:
         """The integration with this code, or None."""
         found = self.perform(ops.query_resources(INTEGRATIONS_PATH, {"code": code}, limit=1))
         return found[0] if found else None
+
+
+class _BatchWriter(CoupaClient):
+    """A worker thread's client in :meth:`CoupaClient.create_records`: it watches each create's requests and
+    answers (every one passes through :meth:`_handle`), so a failed create says whether it may have landed."""
+
+    _witness: batch.LandingWitness | None = None
+
+    def write(self, index: int, action: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Create item ``index``; its outcome (see :meth:`CoupaClient.create_records`)."""
+        witness = self._witness = batch.LandingWitness(self.config.api_url)
+        try:
+            record = self.create_record(action=action, **fields)
+        except CoupaError as exc:
+            return batch.failed_write(index, exc, may_have_landed=witness.may_have_landed)
+        finally:
+            self._witness = None
+        return {"index": index, "status": batch.CREATED, "id": record["id"]}
+
+    def _handle(self, effect: Effect) -> Any:
+        result = super()._handle(effect)
+        if self._witness is not None and isinstance(effect, Send):
+            self._witness.saw(effect.request, result)
+        return result
 
 
 def _environment_settings(config: ClientConfig, session: requests.Session) -> tuple[dict[str, str], bool | str]:

@@ -3,7 +3,9 @@
 The items usually come from XCom (``items=export_task.output``). Everything is validated before the first
 request; the writes run on a few threads that share the process's token and its throttle, so the whole batch
 stays under the connection's rate limit (Coupa: 25 requests/s, bursts of 20) and 429s are rare and absorbed by
-the client. A retried task first finds the records an earlier try wrote and writes only the rest.
+the client. A retried task first finds the records an earlier try wrote and writes only the rest; where that
+lookup fails, or where a write's outcome cannot be known, it fails again (retryably) rather than guess, so
+each Airflow try makes progress and the last one leaves every record in Coupa exactly once.
 """
 
 from __future__ import annotations
@@ -11,13 +13,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 from airflow_provider_coupa_ihr.operators.base import CoupaBaseOperator
 
-__all__ = ["BulkProgress", "CoupaBulkCreateRecordsOperator"]
+if TYPE_CHECKING:
+    from airflow_provider_coupa_ihr.client.batch import EarlierWrites
+
+__all__ = ["BULK_OUTCOMES_XCOM_KEY", "BulkProgress", "CoupaBulkCreateRecordsOperator"]
+
+#: The XCom key under which a try that fails leaves its result (the same dict a successful try returns).
+BULK_OUTCOMES_XCOM_KEY = "coupa_bulk_outcomes"
 
 
 @dataclass
@@ -28,13 +36,20 @@ class BulkProgress:
     started: float
     done: int = 0
     failed: int = 0
+    unknown: int = 0
+
+    def count(self, status: str) -> None:
+        self.done += 1
+        self.failed += status == "failed"
+        self.unknown += status == "unknown"
 
     def line(self, now: float) -> str:
         elapsed = max(now - self.started, 1e-9)
         rate = self.done / elapsed
         left = self.total - self.done
         eta = f"{left / rate:.0f}s" if rate > 0 else "?"
-        return f"{self.done}/{self.total} done ({self.failed} failed), {rate:.1f} records/s, ETA {eta}"
+        problems = f"{self.failed} failed" + (f", {self.unknown} outcome unknown" if self.unknown else "")
+        return f"{self.done}/{self.total} done ({problems}), {rate:.1f} records/s, ETA {eta}"
 
 
 class CoupaBulkCreateRecordsOperator(CoupaBaseOperator):
@@ -47,12 +62,28 @@ class CoupaBulkCreateRecordsOperator(CoupaBaseOperator):
         ``acknowledge``; or put ``action`` in an item to choose per item (Success via ``mark_exported``, Error
         via ``create_alert``, say).
     :param max_workers: threads writing at once; the throttle, not this, sets the pace.
-    :param on_partial_failure: ``fail`` (the task fails, and a retry writes only what is missing) or ``warn``
-        (the task succeeds and the outcomes say which items failed).
+    :param on_partial_failure: what items Coupa refused do to the task: ``fail`` (it fails; retryably when a
+        retry may help, and a retry writes only what is missing) or ``warn`` (it succeeds and the outcomes say
+        which items failed). Items whose outcome is ``unknown`` or that were ``not_looked_up`` always fail the
+        task retryably, whatever this says: only the next try's lookup can tell whether they are in Coupa.
     :param progress_interval: seconds between progress log lines.
 
-    Returns (XCom) ``{"total", "created", "already_present", "failed", "outcomes": [...]}``, one outcome per item
-    in order: ``{"index", "status": "created"|"already_present"|"failed", "id", "error"}``.
+    Each item ends with one ``status``:
+
+    - ``created``: written by this try.
+    - ``already_present``: written by an earlier try (a retry looks first, 50 documents per query) and left be.
+    - ``failed``: not in Coupa: Coupa refused it (a 400 names the field), or it surely never reached Coupa
+      (connection refused, 429, 503) within the client's attempts.
+    - ``unknown``: may be in Coupa: the answer to its create was lost after sending, or a 500/502/504 came
+      after Coupa may have acted, and the client's own lookup could not tell (or its attempts ran out first).
+      Writing it again blindly could make a duplicate; the next try looks it up.
+    - ``not_looked_up``: not written, because on this retry the lookup of an earlier try's writes failed for
+      its chunk of 50 documents; the next try looks it up again. The other chunks are written all the same.
+
+    Returns (XCom) ``{"total", "created", "already_present", "failed", "unknown", "not_looked_up",
+    "outcomes": [...]}``, one outcome per item in order: ``{"index", "status", "id", "error"}`` (``id`` of the
+    record for ``created`` and ``already_present``, else None; ``error`` for the other statuses). A try that
+    fails leaves the same dict under the XCom key ``coupa_bulk_outcomes``, and its message counts each status.
     """
 
     template_fields: ClassVar[tuple[str, ...]] = ("coupa_conn_id", "items", "defaults", "action")
@@ -83,21 +114,38 @@ class CoupaBulkCreateRecordsOperator(CoupaBaseOperator):
 
     # ------------------------------------------------------------------------------------------ steps
     def execute(self, context: Any) -> dict[str, Any]:
+        from airflow_provider_coupa_ihr.client.batch import EarlierWrites
+
         with self.calling_coupa() as hook:
             planned = hook.plan_records(self.items, defaults=self.defaults, action=self.action)
             self.push_link(context, self.defaults.get("document_type") or _first(planned, "document_type"))
-            present: dict[int, int] = {}
+            earlier = EarlierWrites()
             since = self.first_try_started(context)
             if since is not None:
-                present = hook.find_existing_records([fields for _, fields in planned], since)
-                self.log.info("Retry: %d of %d records were written by an earlier try", len(present), len(planned))
-            progress = BulkProgress(total=len(planned) - len(present), started=time.monotonic())
+                # Until the hook has the verb (requested): the client's, which the hook would only forward.
+                earlier = hook.client.look_up_earlier_writes([fields for _, fields in planned], since)
+                self._log_lookup(earlier, len(planned))
+            progress = BulkProgress(total=len(planned) - len(earlier.settled), started=time.monotonic())
             written = hook.create_records(
-                planned, max_workers=self.max_workers, skip=present.keys(), on_outcome=self._progress_logger(progress)
+                planned,
+                max_workers=self.max_workers,
+                skip=earlier.settled,
+                on_outcome=self._progress_logger(progress),
             )
             self.log.info("Coupa bulk %s finished: %s", self.action, progress.line(time.monotonic()))
-        already = [{"index": i, "status": "already_present", "id": record_id} for i, record_id in present.items()]
-        return self._finish(sorted([*already, *written], key=lambda o: int(o["index"])))
+        return self._finish(context, sorted([*earlier.outcomes(), *written], key=lambda o: int(o["index"])))
+
+    def _log_lookup(self, earlier: EarlierWrites, total: int) -> None:
+        self.log.info("Retry: %d of %d records were written by an earlier try", len(earlier.found), total)
+        if earlier.not_looked_up:
+            self.log.warning(
+                "Retry: the lookup failed for %d of %d chunks; their %d items are not written by this try (the "
+                "next try looks them up again). First reason: %s",
+                earlier.chunks_failed,
+                earlier.chunks,
+                len(earlier.not_looked_up),
+                next(iter(earlier.not_looked_up.values())),
+            )
 
     def _progress_logger(self, progress: BulkProgress) -> Callable[[dict[str, Any]], None]:
         """Counts each outcome as it comes and logs a progress line every ``progress_interval`` seconds."""
@@ -105,33 +153,35 @@ class CoupaBulkCreateRecordsOperator(CoupaBaseOperator):
 
         def count(outcome: dict[str, Any]) -> None:
             nonlocal next_log
-            progress.done += 1
-            progress.failed += outcome["status"] == "failed"
+            progress.count(str(outcome["status"]))
             if time.monotonic() >= next_log:
                 self.log.info("Coupa bulk %s: %s", self.action, progress.line(time.monotonic()))
                 next_log = time.monotonic() + self.progress_interval
 
         return count
 
-    def _finish(self, outcomes: list[dict[str, Any]]) -> dict[str, Any]:
-        failed = [o for o in outcomes if o["status"] == "failed"]
+    def _finish(self, context: Any, outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+        from airflow_provider_coupa_ihr.client.batch import FAILED, RETRY_SETTLES, count_outcomes, describe_outcomes
+
         result = {
             "total": len(outcomes),
-            "created": sum(o["status"] == "created" for o in outcomes),
-            "already_present": sum(o["status"] == "already_present" for o in outcomes),
-            "failed": len(failed),
+            **count_outcomes(outcomes),
             "outcomes": [{k: v for k, v in o.items() if k != "retryable"} for o in outcomes],
         }
-        if failed:
-            examples = "; ".join(f"item {o['index']}: {o['error']}" for o in failed[:3])
-            message = f"{len(failed)} of {len(outcomes)} records were not written. First failures: {examples}"
-            if self.on_partial_failure == "warn":
-                self.log.warning(message)
-            elif any(o.get("retryable") for o in failed):
-                raise AirflowException(message + " A retry writes only the missing records.")
-            else:
-                raise AirflowFailException(message)
-        return result
+        unsettled = any(o["status"] in RETRY_SETTLES for o in outcomes)
+        failed = [o for o in outcomes if o["status"] == FAILED]
+        if not unsettled and not failed:
+            return result
+        message = f"Coupa bulk {self.action}: {describe_outcomes(outcomes)}"
+        if not unsettled and self.on_partial_failure == "warn":
+            self.log.warning(message)
+            return result
+        context["ti"].xcom_push(key=BULK_OUTCOMES_XCOM_KEY, value=result)
+        if unsettled or any(o.get("retryable") for o in failed):
+            raise AirflowException(
+                f"{message} A retry looks up what this try may have written and writes only what is missing."
+            )
+        raise AirflowFailException(message)
 
 
 def _first(writes: Sequence[tuple[str, dict[str, Any]]], name: str) -> Any:
