@@ -21,7 +21,7 @@ from airflow_provider_coupa_ihr.client.errors import (
     CoupaNotFoundError,
     error_from_response,
 )
-from airflow_provider_coupa_ihr.client.responses import parse_error_messages, redact
+from airflow_provider_coupa_ihr.client.responses import parse_error_messages
 
 __all__ = [
     "API_KEY_HEADER",
@@ -30,6 +30,7 @@ __all__ = [
     "RENEW_FRACTION",
     "Token",
     "api_key_headers",
+    "is_header_safe",
     "normalise_scopes",
     "parse_token_response",
     "token_request_form",
@@ -124,12 +125,25 @@ def token_request_form(client_id: str, client_secret: str, scopes: str | Iterabl
     }
 
 
+def is_header_safe(value: str) -> bool:
+    """Whether ``value`` can go into an HTTP header as it is: visible ASCII only, no spaces.
+
+    A CR or LF would split the header (header injection); a non-ASCII character cannot be sent at all by httpx
+    (and is sent as Latin-1 by requests), so the two clients would disagree. Coupa's API keys and tokens
+    (40 characters; a JWT) are visible ASCII.
+    """
+    return bool(value) and all("!" <= ch <= "~" for ch in value)
+
+
 def api_key_headers(api_key: str) -> dict[str, str]:
-    """The legacy ``X-COUPA-API-KEY`` header; refuses keys that would break (or inject) a header."""
+    """The legacy ``X-COUPA-API-KEY`` header; refuses keys that would break (or inject) a header, unquoted."""
     if not isinstance(api_key, str) or not api_key.strip():
-        raise CoupaConfigError("the Coupa API key is empty")
-    if any(ch.isspace() or not ch.isprintable() for ch in api_key):
-        raise CoupaConfigError("the Coupa API key holds spaces or control characters; a copy-paste slip?")
+        raise CoupaConfigError("the Coupa API key is empty or not text (its value is not shown: it is a secret)")
+    if not is_header_safe(api_key):
+        raise CoupaConfigError(
+            "the Coupa API key holds spaces, control characters or non-ASCII characters, which an HTTP header "
+            "cannot carry; a copy-paste slip? (its value is not shown: it is a secret)"
+        )
     return {API_KEY_HEADER: api_key}
 
 
@@ -191,7 +205,7 @@ def parse_token_response(
         return _token_from(data, status, now, path, on_secret)
     if ok or status in (400, 401, 403):
         code = str(data.get("error") or "") if data is not None else ""
-        messages = [redact(m, secret_list) for m in parse_error_messages(body, content_type)]
+        messages = parse_error_messages(body, content_type, secret_list)
         if ok and data is None:
             messages = ["the answer is not a JSON object"]
         hint = _OAUTH_HINTS.get(code) or _STATUS_HINTS.get(status, _ENDPOINT_HINT)
@@ -225,6 +239,13 @@ def _token_from(
     def refuse(message: str) -> CoupaAuthError:
         return CoupaAuthError([message], status=status, hint=_ENDPOINT_HINT, method="POST", path=path)
 
+    if not is_header_safe(value):
+        # Never quoted: it is a secret, and a CR/LF in it would split the Authorization header it goes into.
+        raise refuse(
+            "the access_token holds spaces, control characters (such as CR or LF) or non-ASCII characters, which "
+            "an Authorization header cannot carry; it was not used"
+        )
+
     token_type = data.get("token_type")
     if token_type is not None and str(token_type).lower() != "bearer":
         raise refuse(f"the token is of type {str(token_type)[:40]!r}; only bearer tokens are supported")
@@ -237,4 +258,3 @@ def _token_from(
         raise refuse(f"expires_in is {str(raw)[:40]!r}, not a positive number of seconds")
     scope = data.get("scope")
     return Token.issued(value, expires_in, now, scope=scope if isinstance(scope, str) else None)
-

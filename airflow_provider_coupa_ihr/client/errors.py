@@ -31,7 +31,7 @@ from airflow_provider_coupa_ihr.client.records import (
     READ_SCOPE,
     WRITE_SCOPE,
 )
-from airflow_provider_coupa_ihr.client.responses import parse_error_messages, redact
+from airflow_provider_coupa_ihr.client.responses import parse_error_messages
 
 __all__ = [
     "CoupaAuthError",
@@ -301,10 +301,10 @@ def error_from_response(
 ) -> CoupaError:
     """Turn an error answer into the matching :class:`CoupaError`, with Coupa's messages and a hint.
 
-    ``secrets`` (the token, the client secret, the API key) are redacted from any text quoted from the body:
-    Coupa does not echo them, but a proxy's error page might, and messages end up in logs.
+    ``secrets`` (the token, the client secret, the API key) are redacted, in every spelling, from any text quoted
+    from the body: Coupa does not echo them, but a proxy's error page might, and messages end up in logs.
     """
-    messages = [redact(m, secrets) for m in parse_error_messages(body, content_type)]
+    messages = parse_error_messages(body, content_type, secrets)
     cls = _BY_STATUS.get(status) or (CoupaServerError if status >= 500 else CoupaError)
     hint = _hint(status, method, _path_only(path) or "", messages)
     if cls is CoupaRateLimitError:

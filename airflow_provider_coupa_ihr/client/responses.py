@@ -2,20 +2,36 @@
 
 Coupa answers errors as JSON, as XML (to clients that forget ``Accept``), and proxies answer HTML pages whatever
 was asked; this module turns any of them into a short list of messages. Two rules hold for everything it
-returns: nothing secret (:func:`redact` with the secrets the caller knows) and nothing huge (bodies are cut to
-:data:`MAX_PARSE_CHARS` before parsing and quoted text to :data:`MAX_TEXT_CHARS`), so a 50 MB proxy error
-page cannot become a 50 MB log line.
+returns: nothing secret (:func:`redact` with the secrets the caller knows, in every spelling an echoing proxy
+may use: :func:`secret_spellings`) and nothing huge (bodies are cut to :data:`MAX_PARSE_CHARS` before parsing
+and quoted text to :data:`MAX_TEXT_CHARS`, after redaction, so a cut never leaves half a secret readable), so a
+50 MB proxy error page cannot become a 50 MB log line.
+
+This is the one home of "every spelling of a secret": the client redacts with :func:`redact`, and the hook
+gives each of :func:`secret_spellings` to Airflow's masker.
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
+from urllib.parse import quote, quote_plus
 
-__all__ = ["LOGGED_BODY_CHARS", "MAX_PARSE_CHARS", "MAX_TEXT_CHARS", "body_preview", "parse_error_messages", "redact"]
+__all__ = [
+    "LOGGED_BODY_CHARS",
+    "MAX_PARSE_CHARS",
+    "MAX_TEXT_CHARS",
+    "body_preview",
+    "parse_error_messages",
+    "redact",
+    "secret_spellings",
+]
 
 #: Bodies are cut to this many characters before parsing: Coupa's error documents are tiny, and anything
 #: bigger is a proxy page or an attack, neither of which deserves a full parse.
@@ -26,29 +42,165 @@ MAX_TEXT_CHARS = 500
 LOGGED_BODY_CHARS = 300
 
 
+#: Spellings shorter than this are not hidden on their own (a base64 fragment of a few characters would match
+#: unrelated text); the secret itself always is, however short.
+MIN_ENCODED_CHARS = 8
+
+
+def secret_spellings(secret: str, *, user: str | None = None) -> frozenset[str]:
+    """Every whole spelling of ``secret`` a leak is likely to take, for maskers that match literal text.
+
+    Raw; percent-encoded as ``quote`` and ``quote_plus`` write it (UTF-8 and Latin-1, upper and lower case
+    hex, ``/`` kept or not); JSON-escaped (``\\u00e9``, ``\\u0026``, ``\\/``); HTML-escaped; ``repr``- and
+    ``ascii``-escaped, and as the ``repr`` of its UTF-8 bytes; its UTF-8 read as Latin-1 (mojibake); base64
+    (standard and URL-safe, whole and the part that shows whatever bytes surround it), and with ``user`` the
+    base64 of an HTTP Basic ``user:secret``. :func:`redact` hides every one of them, and any mixture of the
+    character-level ones (a body half percent-encoded, half JSON-escaped). Airflow's ``mask_secret`` is given
+    each of these by the hook, so task logs are covered too.
+    """
+    if not secret:
+        return frozenset()
+    found = {secret}
+    for encoding in _encodings(secret):
+        for safe in _SAFE_SETS:
+            found.add(quote(secret, safe=safe, encoding=encoding))
+            found.add(quote_plus(secret, safe=safe, encoding=encoding))
+    found |= {_lower_hex(s) for s in found}
+    as_json = json.dumps(secret)[1:-1]
+    found |= {as_json, json.dumps(secret, ensure_ascii=False)[1:-1], as_json.replace("/", "\\/")}
+    found.add("".join(f"\\u{ord(ch):04x}" if not ch.isalnum() else ch for ch in secret))  # every symbol escaped
+    found |= {html.escape(secret), html.escape(secret, quote=False)}
+    found |= {repr(secret)[1:-1], ascii(secret)[1:-1], repr(secret.encode())[2:-1]}
+    found.add(secret.encode().decode("latin-1"))
+    for raw in _byte_forms(secret):
+        found |= _base64_spellings(raw)
+        if user is not None:
+            found |= _base64_spellings(f"{user}:".encode() + raw, cores=False)
+    return frozenset(s for s in found if s == secret or len(s) >= min(MIN_ENCODED_CHARS, len(secret)))
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every non-empty secret in ``text`` with ``***``.
+    """Replace every spelling of every non-empty secret in ``text`` (see :func:`secret_spellings`) with ``***``.
 
     Longer secrets go first, so a secret that contains another (a token that embeds the client id, say) is
     hidden whole instead of leaving its tail readable.
     """
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
+    unique = tuple(sorted({s for s in secrets if s}, key=lambda s: (-len(s), s)))
+    if not unique or not text:
+        return text
+    return _pattern(unique).sub("***", text)
 
 
-def parse_error_messages(body: bytes | str | None, content_type: str | None = None) -> list[str]:
+_SAFE_SETS = ("", "/", "/:@", "-_.!~*'()", "/:@&=+$,;?#")
+
+
+def _encodings(secret: str) -> tuple[str, ...]:
+    try:
+        secret.encode("latin-1")
+    except UnicodeEncodeError:
+        return ("utf-8",)
+    return ("utf-8", "latin-1")
+
+
+def _byte_forms(secret: str) -> tuple[bytes, ...]:
+    return tuple(dict.fromkeys(secret.encode(encoding) for encoding in _encodings(secret)))
+
+
+def _lower_hex(text: str) -> str:
+    return re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), text)
+
+
+def _base64_spellings(raw: bytes, *, cores: bool = True) -> set[str]:
+    """Whole base64 encodings of ``raw``; with ``cores`` also, for each of the three alignments ``raw`` can take
+    inside a longer encoded text, the stretch of characters that depends on ``raw`` alone."""
+    found = set()
+    whole = base64.b64encode(raw).decode()
+    found |= {whole, whole.rstrip("=")}
+    if cores:
+        for pad in range(3):
+            encoded = base64.b64encode(b"\0" * pad + raw).decode()
+            start = (0, 2, 3)[pad]
+            end = (pad + len(raw)) // 3 * 4
+            found.add(encoded[start:end])
+    found |= {s.replace("+", "-").replace("/", "_") for s in found}
+    return {s for s in found if len(s) >= MIN_ENCODED_CHARS}
+
+
+@lru_cache(maxsize=64)
+def _pattern(secrets: tuple[str, ...]) -> re.Pattern[str]:
+    """One regex for all ``secrets``: each character in any of its spellings, or a base64 spelling whole."""
+    alternatives: list[str] = []
+    for secret in secrets:
+        encoded = sorted((s for r in _byte_forms(secret) for s in _base64_spellings(r)), key=len, reverse=True)
+        alternatives += [re.escape(s) for s in encoded if s != secret]
+        alternatives.append("".join(_char_pattern(ch) for ch in secret))
+    return re.compile("|".join(alternatives))
+
+
+@lru_cache(maxsize=512)
+def _char_pattern(ch: str) -> str:
+    """A regex group matching ``ch`` as raw text, percent-, JSON-, Python-, HTML-escaped or as mojibake."""
+    code = ord(ch)
+    utf8 = ch.encode()
+    forms = [re.escape(ch)]
+    if ch == " ":
+        forms.append(r"\+")
+    forms.append("".join(f"%{_any_case(f'{b:02x}')}" for b in utf8))
+    if code < 256 and code >= 128:
+        forms.append(f"%{_any_case(f'{code:02x}')}")
+    if code <= 0xFFFF:
+        forms.append(rf"\\u{_any_case(f'{code:04x}')}")
+    else:
+        high, low = divmod(code - 0x10000, 0x400)
+        forms.append(rf"\\u{_any_case(f'{0xD800 + high:04x}')}\\u{_any_case(f'{0xDC00 + low:04x}')}")
+        forms.append(rf"\\U{_any_case(f'{code:08x}')}")
+    if code < 256:
+        forms.append(rf"\\x{_any_case(f'{code:02x}')}")
+    if code >= 128:
+        forms.append("".join(rf"\\x{_any_case(f'{b:02x}')}" for b in utf8))
+        forms.append(re.escape(utf8.decode("latin-1")))
+        forms.append("\ufffd")  # its Latin-1 byte read as UTF-8
+    if ch in "'\"\\/":
+        forms.append(re.escape("\\" + ch))
+    if ch in _SHORT_ESCAPES:
+        forms.append(re.escape(_SHORT_ESCAPES[ch]))
+    forms.append(f"&#0*{code};")
+    forms.append(f"&#[xX]0*{_any_case(f'{code:x}')};")
+    named = {"&": "amp", "<": "lt", ">": "gt", '"': "quot", "'": "apos"}.get(ch)
+    if named:
+        forms.append(f"&{named};")
+    return "(?:" + "|".join(forms) + ")"
+
+
+#: How JSON and ``repr`` spell control characters.
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+
+
+def _any_case(hex_digits: str) -> str:
+    return "".join(f"[{d.lower()}{d.upper()}]" if d.isalpha() else d for d in hex_digits)
+
+
+def parse_error_messages(
+    body: bytes | str | None, content_type: str | None = None, secrets: Iterable[str] = ()
+) -> list[str]:
     """Coupa's error messages from a JSON, XML or unknown body; the cut body text when nothing parses.
 
     The content type is a first guess only: Coupa answers XML to clients that forget ``Accept``, and proxies
     answer HTML whatever was asked, so the body's first character decides when the declared type fails.
+    ``secrets`` are redacted from the body before it is parsed (their escaped spellings) and from each message
+    before it is cut (what parsing unescaped), so no message can carry a secret or half of one.
     """
     if body is None:
         return []
-    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
-    text = text[:MAX_PARSE_CHARS].strip()
+    known = tuple(s for s in secrets if s)
+    text = body[: MAX_PARSE_CHARS * 4].decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    text = redact(text[: MAX_PARSE_CHARS + _margin(known)], known)[:MAX_PARSE_CHARS].strip()
     if not text:
         return []
+    return [_cut(redact(message, known)) for message in _messages(text, content_type)]
+
+
+def _messages(text: str, content_type: str | None) -> list[str]:
     kind = (content_type or "").split(";")[0].strip().lower()
     parsers = [_json_messages, _xml_messages]
     if "xml" in kind or text.startswith("<"):
@@ -59,7 +211,13 @@ def parse_error_messages(body: bytes | str | None, content_type: str | None = No
             return found
     if "html" in kind or text[:200].lower().lstrip().startswith(("<!doctype html", "<html")):
         return [_html_summary(text)]
-    return [_cut(text)]
+    return [text]
+
+
+def _margin(secrets: Sequence[str]) -> int:
+    """How far past a cut to read so that a secret spelt across the cut is still found whole (a character may
+    take a dozen in its longest spelling)."""
+    return 12 * max(map(len, secrets), default=0)
 
 
 def _cut(text: str) -> str:
@@ -72,7 +230,7 @@ def _json_messages(text: str) -> list[str] | None:
         return None
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if isinstance(data, Mapping):
         if "errors" in data:
@@ -80,25 +238,27 @@ def _json_messages(text: str) -> list[str] | None:
         if "error" in data:
             # OAuth 2.0 (RFC 6749 §5.2): {"error": "invalid_client", "error_description": "..."}.
             code, description = data.get("error"), data.get("error_description")
-            parts = [_cut(str(p)) for p in (code, description) if p not in (None, "")]
+            parts = [str(p)[:MAX_TEXT_CHARS] for p in (code, description) if p not in (None, "")]
             return [": ".join(parts)] if parts else None
         if isinstance(data.get("message"), str):
-            return [_cut(data["message"])]
+            return [data["message"]]
         return None
     return _flatten(data)  # text starting with "[" that parses is a list
 
 
-def _flatten(value: Any) -> list[str]:
+def _flatten(value: Any, depth: int = 0) -> list[str]:
     """Every message in Coupa's ``errors`` value, however nested: dict values, list items or a bare string."""
     if value is None or value == "":
         return []
+    if depth > 20:  # deeper than any error document: a hostile body, quoted as one message
+        return [str(value)[:MAX_TEXT_CHARS]]
     if isinstance(value, Mapping):
         if isinstance(value.get("message"), str):
-            return [_cut(value["message"])]
-        return [m for v in value.values() for m in _flatten(v)]
+            return [value["message"]]
+        return [m for v in value.values() for m in _flatten(v, depth + 1)]
     if isinstance(value, list):
-        return [m for v in value for m in _flatten(v)]
-    return [_cut(str(value))]
+        return [m for v in value for m in _flatten(v, depth + 1)]
+    return [str(value)]
 
 
 def _xml_messages(text: str) -> list[str] | None:
@@ -110,9 +270,9 @@ def _xml_messages(text: str) -> list[str] | None:
         return None
     try:
         root = ET.fromstring(text)  # noqa: S314 - DTDs refused above, size bounded by MAX_PARSE_CHARS
-    except ET.ParseError:
+    except (ET.ParseError, RecursionError):
         return None
-    found = [_cut(" ".join("".join(e.itertext()).split())) for e in root.iter() if _local(e.tag) == "error"]
+    found = [" ".join("".join(e.itertext()).split()) for e in root.iter() if _local(e.tag) == "error"]
     found = [m for m in found if m]
     if found:
         return found
@@ -129,12 +289,14 @@ def _html_summary(text: str) -> str:
     """A proxy's HTML error page, reduced to its title (or its visible text)."""
     title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
     if title and title.group(1).strip():
-        return _cut(title.group(1))
+        return title.group(1)
     no_scripts = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", text, flags=re.IGNORECASE | re.DOTALL)
-    return _cut(re.sub(r"<[^>]+>", " ", no_scripts))
+    return re.sub(r"<[^>]+>", " ", no_scripts)
 
 
 def body_preview(body: bytes, secrets: Sequence[str]) -> str:
-    """A short, redacted slice of a body for log lines: never a whole payload, never a secret."""
-    text = body[:LOGGED_BODY_CHARS].decode("utf-8", "replace")
-    return redact(text, secrets) + ("..." if len(body) > LOGGED_BODY_CHARS else "")
+    """A short, redacted slice of a body for log lines: never a whole payload, never a secret (nor half of one:
+    the slice is redacted before it is cut)."""
+    known = [s for s in secrets if s]
+    text = body[: LOGGED_BODY_CHARS + _margin(known)].decode("utf-8", "replace")
+    return redact(text, known)[:LOGGED_BODY_CHARS] + ("..." if len(body) > LOGGED_BODY_CHARS else "")

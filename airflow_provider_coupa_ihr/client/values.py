@@ -16,9 +16,11 @@ __all__ = [
     "CLOCK_SKEW_SECONDS",
     "LOOKBACK_SECONDS",
     "MAX_ID",
+    "MAX_QUOTED_CHARS",
     "finite_number",
     "parse_id",
     "parse_ids",
+    "quoted",
     "render_datetime",
     "render_epoch",
     "whole_number",
@@ -36,8 +38,29 @@ CLOCK_SKEW_SECONDS = 60
 #: worst means one record where a blind re-send would have made two identical ones.
 LOOKBACK_SECONDS = 600
 
+#: An error message quotes at most this many characters of a bad value: enough to recognise it, and a 5 MB
+#: string handed over by mistake cannot become a 5 MB exception (and log line, and e-mail).
+MAX_QUOTED_CHARS = 200
+
 _SPLIT = re.compile(r"[\s,;]+")
-_INTEGER = re.compile(r"[+-]?\d+")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def quoted(value: Any, limit: int = MAX_QUOTED_CHARS) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters with the full length said.
+
+    The one way a bad value is quoted (payloads, queries, ids, runs, settings), so no message can grow with
+    its input. Strings are cut before ``repr``, so a huge one costs nothing to quote.
+    """
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}… ({len(value)} characters)"
+    try:
+        text = repr(value)
+    except Exception:  # a repr that fails is no reason to lose the message it was quoted in
+        return f"<{type(value).__name__}>"
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({type(value).__name__}, {len(text)} characters shown as text)"
 
 
 def whole_number(
@@ -46,7 +69,8 @@ def whole_number(
     """``value`` as an int if it is a whole number within the bounds, else None. Never a bool.
 
     ``text=True`` also takes a string of one (``"7"``, ``" +7 "``), which is what Rails'
-    ``numericality: {only_integer: true}`` accepts and what a rendered template hands over.
+    ``numericality: {only_integer: true}`` accepts and what a rendered template hands over: ASCII digits only,
+    as Ruby's ``\\d`` (so ``"²"``, ``"①"`` or a full-width seven are not numbers, though ``str.isdigit`` says they are).
     """
     if isinstance(value, bool):
         return None
@@ -66,27 +90,37 @@ def whole_number(
 
 def finite_number(value: Any) -> float | None:
     """``value`` as a float if it is a finite int or float (never a bool), else None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int past a float's range
+        return None
+    return number if math.isfinite(number) else None
 
 
 def parse_id(value: Any, what: str) -> int:
-    """One Coupa id (a whole number from 1, as an int or numeric text); ``what`` names it in the error."""
+    """One Coupa id (a whole number from 1 to :data:`MAX_ID`, as an int or numeric text); ``what`` names it in
+    the error."""
     number = whole_number(value, minimum=1, maximum=MAX_ID, text=True)
     if number is None:
         from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
 
-        raise CoupaValidationError([f"{what} must be a Coupa id (a whole number from 1), got {value!r}"])
+        raise CoupaValidationError(
+            [f"{what} must be a Coupa id (a whole number from 1), got {quoted(value)}"]
+        )
     return number
 
 
 def parse_ids(value: Any, what: str = "record_ids") -> tuple[int, ...]:
     """Record ids from what a DAG author (or a rendered template) hands over, in order, without repeats.
 
-    Accepts an int, a list/tuple/set of ints or numeric strings, or text such as ``"7"``, ``"7, 8"`` or
-    ``"[7, 8]"``: a Jinja template renders a list pulled from XCom as that text unless the DAG renders native
-    objects. Every bad item is named in one :class:`~.errors.CoupaValidationError`, before any request.
+    Accepts an int, a list/tuple/set of ints or numeric strings, or text such as ``"7"``, ``"7, 8"``, ``"[7, 8]"``
+    or ``"['7', '8']"`` (quotes around an item are dropped): a Jinja template renders a list pulled from XCom as
+    that text unless the DAG renders native objects. An explicit empty list (``[]``, or the text ``"[]"``) means
+    no ids; text with no id at all (``""``, ``","``) is refused, because that is a template that rendered to
+    nothing, not a choice. Every bad item is named in one :class:`~.errors.CoupaValidationError`, before any
+    request.
     """
     from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
 
@@ -96,15 +130,25 @@ def parse_ids(value: Any, what: str = "record_ids") -> tuple[int, ...]:
     if isinstance(value, int):
         items = [value]
     elif isinstance(value, str):
-        items = [t for t in _SPLIT.split(value.strip().strip("[]()")) if t]
+        inner = value.strip()
+        bracketed = inner[:1] + inner[-1:] in ("[]", "()")
+        inner = inner[1:-1] if bracketed else inner
+        items = [t.strip("'\"") for t in _SPLIT.split(inner.strip()) if t.strip("'\"")]
+        if not items and not (bracketed and not inner.strip()):
+            raise CoupaValidationError(
+                [
+                    f"{what}: {quoted(value)} holds no id; a template that renders to blank text is refused "
+                    "(pass an empty list, [], to mean no ids on purpose)"
+                ]
+            )
     elif isinstance(value, (list, tuple)):
         items = list(value)
     elif isinstance(value, (set, frozenset)):
         items = sorted(value, key=str)
     else:
-        raise CoupaValidationError([f"{what}: expected an id or a list of ids, got {value!r}"])
+        raise CoupaValidationError([f"{what}: expected an id or a list of ids, got {quoted(value)}"])
     problems = [
-        f"{what}: {item!r} is not a Coupa record id (a whole number from 1)"
+        f"{what}: {quoted(item)} is not a Coupa record id (a whole number from 1)"
         for item in items
         if whole_number(item, minimum=1, maximum=MAX_ID, text=True) is None
     ]
