@@ -101,10 +101,15 @@ class ClientConfig:
         _positive("connect_timeout", self.connect_timeout)
         _positive("read_timeout", self.read_timeout)
         rate = finite_number(self.rate_limit)
-        if self.rate_limit is not None and (rate is None or rate <= 0):
+        if self.rate_limit is not None and (rate is None or rate < MIN_RATE_LIMIT):
             raise CoupaConfigError(
-                f"rate_limit must be a positive number of requests per second (Coupa allows 25) or None, "
-                f"got {quoted(self.rate_limit)}"
+                f"rate_limit must be a finite number of requests per second from {MIN_RATE_LIMIT:g} "
+                f"(Coupa allows 25), or None for no client-side limit, got {quoted(self.rate_limit)}"
+            )
+        if whole_number(self.max_response_bytes, minimum=MIN_MAX_RESPONSE_BYTES) is None:
+            raise CoupaConfigError(
+                f"max_response_bytes must be a whole number of bytes from {MIN_MAX_RESPONSE_BYTES} "
+                f"(default {DEFAULT_MAX_RESPONSE_BYTES}), got {quoted(self.max_response_bytes)}"
             )
         if whole_number(self.burst, minimum=1) is None:
             raise CoupaConfigError(
