@@ -23,9 +23,19 @@ from airflow_provider_coupa_ihr.client.records import (
     check_fields,
     to_wire_keys,
 )
-from airflow_provider_coupa_ihr.client.values import whole_number
+from airflow_provider_coupa_ihr.client.values import MAX_ID, quoted, whole_number
 
 __all__ = ["build_payload", "normalise_responses"]
+
+#: The range of each integer field Coupa stores: ids are bigints from 1, a revision counts from 0. Anything else
+#: would be refused by Coupa (or overflow on the way), so it is refused here, before any request.
+_INTEGER_RANGES: Mapping[str, tuple[int, int]] = {
+    "document-id": (1, MAX_ID),
+    "integration-run-id": (1, MAX_ID),
+    "document-revision": (0, MAX_ID),
+}
+#: Any other integer field: what a bigint holds.
+_BIGINT = (-(2**63), MAX_ID)
 
 _READ_ONLY_ADVICE = {
     "resolved": "use resolve() / unresolve() (the resolve and unresolve actions) instead",
@@ -47,6 +57,7 @@ def build_payload(
     :class:`CoupaValidationError` naming every problem at once, so a user fixes a DAG in one go.
     """
     problems: list[str] = []
+    refused: set[str] = set()
     wire: dict[str, Any] = {}
     python_names = sorted(f.python_name for f in known.values() if not f.read_only)
     for key, value in fields.items():
@@ -58,7 +69,9 @@ def build_payload(
         if spec is None:
             close = difflib.get_close_matches(python_name, python_names, n=2)
             suggestion = f"; did you mean {' or '.join(close)}?" if close else ""
-            problems.append(f"{key!r} is not a field of a Coupa {what}{suggestion} Fields: {', '.join(python_names)}")
+            problems.append(
+                f"{quoted(key)} is not a field of a Coupa {what}{suggestion} Fields: {', '.join(python_names)}"
+            )
             continue
         if spec.read_only:
             advice = _READ_ONLY_ADVICE.get(name, "Coupa sets it")
@@ -68,15 +81,21 @@ def build_payload(
             wire[name] = _normalise(name, spec, value)
         except ValueError as exc:
             problems.append(f"{python_name} {exc}")
+            refused.add(name)
     if "contact-alert-type" in wire and wire["contact-alert-type"] not in CONTACT_ALERT_TYPES:
         problems.append(
             f"contact_alert_type must be one of {', '.join(CONTACT_ALERT_TYPES)} "
-            f"(whose contacts Coupa alerts), got {wire['contact-alert-type']!r}"
+            f"(whose contacts Coupa alerts), got {quoted(wire['contact-alert-type'])}"
         )
     for problem in check_fields(
         wire, known, require=not partial, extra_choices={"document-type": tuple(extra_document_types)}
     ):
-        problems.append(_describe(problem, wire, extra_document_types))
+        if problem.field not in refused:  # already named, with what was wrong with it
+            problems.append(_describe(problem, wire, extra_document_types))
+    if _holds_unsendable_text(wire):
+        problems.append(
+            "a text field holds a lone surrogate (\\ud800-\\udfff), which is not Unicode and cannot be sent"
+        )
     if problems:
         raise CoupaValidationError(problems, what=what)
     return wire
@@ -100,7 +119,7 @@ def normalise_responses(value: Any) -> list[dict[str, Any]]:
         elif isinstance(item, tuple) and len(item) == 2:
             entry = {"response-code": item[0], "response-message": item[1]}
         else:
-            raise ValueError(f"items must be dicts or (code, message) pairs, got {item!r}")
+            raise ValueError(f"items must be dicts or (code, message) pairs, got {quoted(item)}")
         for key in ("response-code", "response-message"):
             if entry.get(key) is not None and not isinstance(entry[key], str):
                 entry[key] = str(entry[key])
@@ -113,18 +132,53 @@ def _normalise(name: str, spec: Field, value: Any) -> Any:
         if isinstance(value, str):
             return {"code": value}
         if isinstance(value, Mapping) and ("code" in value or "id" in value):
-            return to_wire_keys(dict(value))
-        raise ValueError(f"takes the integration's code (a string) or {{'code': ...}}, got {value!r}")
+            reference = to_wire_keys(dict(value))
+            if "id" in reference:
+                reference["id"] = _bounded(reference["id"], (1, MAX_ID), "the integration's id")
+            return reference
+        raise ValueError(f"takes the integration's code (a string) or {{'code': ...}}, got {quoted(value)}")
     if name == "integration-run":
         run_id = whole_number(value.get("id") if isinstance(value, Mapping) else value, text=True)
         if run_id is not None:
-            return {"id": run_id}
-        raise ValueError(f"takes the run's id (an integer) or {{'id': ...}}, got {value!r}")
+            return {"id": _bounded(run_id, (1, MAX_ID), "the run's id")}
+        raise ValueError(f"takes the run's id (an integer) or {{'id': ...}}, got {quoted(value)}")
     if name == "responses":
         return normalise_responses(value)
     if spec.kind == "integer" and (number := whole_number(value, text=True)) is not None:
-        return number
+        return _bounded(number, _INTEGER_RANGES.get(name, _BIGINT))
     return value
+
+
+def _bounded(value: Any, bounds: tuple[int, int], what: str | None = None) -> Any:
+    """``value`` if it is a whole number within ``bounds`` (or not a number at all: that is reported elsewhere).
+
+    ``what`` names a part of the field's value (``"the run's id"``); the message then quotes that part.
+    """
+    number = whole_number(value, text=True)
+    low, high = bounds
+    if number is None:
+        return value
+    if not low <= number <= high:
+        kind = " (a Coupa id)" if low == 1 else ""
+        if what:
+            raise ValueError(f"takes {what} from {low} to {high}{kind}, got {quoted(value)}")
+        raise ValueError(f"must be a whole number from {low} to {high}{kind}, got {quoted(value)}")
+    return number
+
+
+def _holds_unsendable_text(value: Any) -> bool:
+    """Whether any text in ``value`` holds a lone surrogate: JSON can spell it, but not as UTF-8 on the wire."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, Mapping):
+        return any(_holds_unsendable_text(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_unsendable_text(v) for v in value)
+    return False
 
 
 def _describe(problem: Problem, wire: Mapping[str, Any], extra_document_types: Collection[str]) -> str:
@@ -136,7 +190,7 @@ def _describe(problem: Problem, wire: Mapping[str, Any], extra_document_types: C
         extra = f" or the extra ones allowed ({', '.join(extra_document_types)})" if extra_document_types else ""
         return f"document_type {given!r} is not one of Coupa's document types{extra}{hint}"
     value = wire.get(problem.field)
-    shown = f", got {value!r}" if value is not None and problem.message != "can't be blank" else ""
+    shown = f", got {quoted(value)}" if value is not None and problem.message != "can't be blank" else ""
     if isinstance(value, (list, Mapping)):
         shown = ""  # the problem names the item at fault; quoting every response could quote pages of ERP text
     if isinstance(value, str) and len(value) > 60:

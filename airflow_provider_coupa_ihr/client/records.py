@@ -21,6 +21,7 @@ __all__ = [
     "FIELDS_BY_PATH",
     "INTEGRATIONS_PATH",
     "INTEGRATION_FIELDS",
+    "MAX_TEXT_BYTES",
     "QUERY_OPERATORS",
     "RATE_LIMIT_BURST",
     "RATE_LIMIT_PER_SECOND",
@@ -117,6 +118,12 @@ WRITE_SCOPE = "core.integration.write"
 #: Coupa's only published rate limit: 25 requests per second, bursts of 20 (the emulator enforces the same).
 RATE_LIMIT_PER_SECOND = 25
 RATE_LIMIT_BURST = 20
+
+#: The most a ``text`` field (``response-message``) may hold, in bytes of UTF-8. Coupa documents ``text`` with no
+#: limit; 65,535 bytes is the smallest ``text`` column of the databases Rails runs on (MySQL's TEXT), so a message
+#: within it is never cut or refused by Coupa's database. The client refuses a longer one before sending it (the
+#: notifier and the listener cut theirs much shorter, see ``notifications.outcome``), and the emulator does too.
+MAX_TEXT_BYTES = 65_535
 
 Kind = Literal["string", "text", "integer", "boolean", "datetime", "object", "array"]
 
@@ -260,7 +267,7 @@ def to_python_keys(value: Any) -> Any:
     """Coupa's dash-case keys to snake_case, recursively. Coupa sends both; this normalises once, at the edge.
 
     Every record of every page passes through here, so it avoids per-key work: keys come from a small set
-    (Coupa's attribute names), and each is converted once per process.
+    (Coupa's attribute names), and each is converted once per process (see :data:`_SNAKE`).
     """
     if isinstance(value, dict):
         cache = _SNAKE
@@ -268,7 +275,7 @@ def to_python_keys(value: Any) -> Any:
         for k, v in value.items():
             key = cache.get(k)
             if key is None:
-                key = cache[k] = str(k).replace("-", "_")
+                key = _snake_key(k)
             out[key] = to_python_keys(v) if isinstance(v, (dict, list)) else v
         return out
     if isinstance(value, list):
@@ -276,8 +283,22 @@ def to_python_keys(value: Any) -> Any:
     return _map_keys(value, "-", "_")
 
 
-#: Dash-case key -> snake_case key, filled as keys are met (bounded by the attribute names Coupa has).
+#: Dash-case key -> snake_case key, filled as keys are met. Bounded: the keys come from the server, and a hostile
+#: one (or a proxy's page) could send millions of distinct ones; Coupa's attribute names are a few hundred, so the
+#: first :data:`SNAKE_CACHE_SIZE` short keys met are kept and any other is converted each time it is met.
 _SNAKE: dict[Any, str] = {}
+#: How many keys :data:`_SNAKE` holds at most.
+SNAKE_CACHE_SIZE = 4096
+#: Keys longer than this are never cached (no Coupa attribute name comes close).
+SNAKE_CACHE_KEY_CHARS = 64
+
+
+def _snake_key(key: Any) -> str:
+    """``key`` in snake_case, remembered in :data:`_SNAKE` while there is room and it is short."""
+    name = str(key).replace("-", "_")
+    if len(_SNAKE) < SNAKE_CACHE_SIZE and len(name) <= SNAKE_CACHE_KEY_CHARS:
+        _SNAKE[key] = name
+    return name
 
 
 def snake_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -287,7 +308,7 @@ def snake_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     for key, value in pairs:
         name = cache.get(key)
         if name is None:
-            name = cache[key] = key.replace("-", "_")
+            name = _snake_key(key)
         out[name] = value
     return out
 
@@ -343,6 +364,8 @@ def _check_value(
             return
         if spec.max_length is not None and len(value) > spec.max_length:
             yield Problem(name, f"is too long (maximum is {spec.max_length} characters)")
+        if spec.kind == "text" and len(value) > MAX_TEXT_BYTES // 4 and _utf8_size(value) > MAX_TEXT_BYTES:
+            yield Problem(name, f"is too long (maximum is {MAX_TEXT_BYTES} bytes of UTF-8)")
         allowed = tuple(spec.choices or ()) + tuple((extra_choices or {}).get(name, ()))
         if spec.choices is not None and value not in allowed:
             yield Problem(name, "is not included in the list")
@@ -354,6 +377,10 @@ def _check_value(
             yield Problem(name, "must be a list")
         elif name == "responses":
             yield from _check_responses(value)
+
+
+def _utf8_size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def _check_responses(items: list[Any]) -> Iterable[Problem]:

@@ -31,6 +31,7 @@ from functools import cached_property
 from typing import Any
 
 from airflow_provider_coupa_ihr.client import operations as ops
+from airflow_provider_coupa_ihr.client.answers import page_records, record_id
 from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
 from airflow_provider_coupa_ihr.client.flow import Operation
 from airflow_provider_coupa_ihr.client.paging import Walk
@@ -199,17 +200,21 @@ class ResolutionTarget:
         return Walk(RECORDS_PATH, filters, fields=RECORD_FIELDS_WANTED)
 
 
-def state_from_pages(target: ResolutionTarget, pages: Sequence[Sequence[Mapping[str, Any]] | None]) -> WaitState | None:
+def state_from_pages(target: ResolutionTarget, pages: Sequence[Any]) -> WaitState | None:
     """The state of the wait once ``target.poll_operations`` are answered (``pages``, in the same order).
 
     None in query mode when nothing matching is unresolved: the wait is over, and what it returns are the
-    records of ``target.resolved_walk(since)``, passed to :func:`resolved_state`.
+    records of ``target.resolved_walk(since)``, passed to :func:`resolved_state`. A page that is not a list of
+    records with Coupa ids raises :class:`~.errors.CoupaError` (see :mod:`.answers`), never a ``KeyError``.
     """
+    where = f"GET /api{RECORDS_PATH}"
     if target.record_ids is not None:
-        found: dict[int, Mapping[str, Any]] = {int(r["id"]): r for page in pages for r in page or []}
+        found: dict[int, Mapping[str, Any]] = {
+            record_id(r, where): r for page in pages for r in page_records(page, where)
+        }
         return ids_wait_state(target.record_ids, found)
     (page,) = pages
-    pending = [int(r["id"]) for r in page or []]
+    pending = [record_id(r, where) for r in page_records(page, where)]
     if pending:
         return WaitState(waiting=tuple(pending), more=len(pending) >= PAGE_SIZE)
     return None
@@ -217,7 +222,8 @@ def state_from_pages(target: ResolutionTarget, pages: Sequence[Sequence[Mapping[
 
 def resolved_state(records: Iterable[Mapping[str, Any]]) -> WaitState:
     """The end of a query wait: the resolved records (from :meth:`ResolutionTarget.resolved_walk`), shaped."""
-    return WaitState(records=tuple(_shape(r) for r in records))
+    where = f"GET /api{RECORDS_PATH}"
+    return WaitState(records=tuple(_shape(r) for r in records if record_id(r, where)))
 
 
 def next_delay(

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from airflow_provider_coupa_ihr.client.answers import not_a_record
+
 __all__ = ["RECORD_SUMMARY_KEYS", "is_resolved", "record_summary", "run_summary"]
 
 #: The keys of a record summary, in this order (the operators' XCom).
@@ -37,6 +39,8 @@ def record_summary(
     """
     if record is None:
         return None
+    if not isinstance(record, Mapping):
+        raise not_a_record(record)
     summary = {key: record.get(key) for key in keys}
     if "integration" in summary:
         integration = summary["integration"]
@@ -44,9 +48,10 @@ def record_summary(
     if "resolved" in summary:
         summary["resolved"] = is_resolved(record)
     if "responses" in summary:
+        responses = summary["responses"]
         summary["responses"] = [
             {"response_code": r.get("response_code"), "response_message": r.get("response_message")}
-            for r in summary["responses"] or []
+            for r in (responses if isinstance(responses, list) else [])
             if isinstance(r, Mapping)
         ]
     return summary
@@ -60,6 +65,8 @@ def is_resolved(record: Mapping[str, Any]) -> bool:
 
 def run_summary(run: Mapping[str, Any]) -> dict[str, Any]:
     """The plain-JSON summary of an integration run."""
+    if not isinstance(run, Mapping):
+        raise not_a_record(run)
     integration = run.get("integration") or {}
     return {
         "id": run.get("id"),

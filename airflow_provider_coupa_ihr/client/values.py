@@ -54,6 +54,8 @@ def quoted(value: Any, limit: int = MAX_QUOTED_CHARS) -> str:
     """
     if isinstance(value, str) and len(value) > limit:
         return f"{value[:limit]!r}… ({len(value)} characters)"
+    if isinstance(value, int) and value.bit_length() > 3 * limit:  # repr would be long, or past int()'s limit
+        return f"a whole number of about {int(value.bit_length() * math.log10(2))} digits"
     try:
         text = repr(value)
     except Exception:  # a repr that fails is no reason to lose the message it was quoted in
@@ -106,9 +108,7 @@ def parse_id(value: Any, what: str) -> int:
     if number is None:
         from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
 
-        raise CoupaValidationError(
-            [f"{what} must be a Coupa id (a whole number from 1), got {quoted(value)}"]
-        )
+        raise CoupaValidationError([f"{what} must be a Coupa id (a whole number from 1), got {quoted(value)}"])
     return number
 
 
