@@ -133,16 +133,21 @@ class LookupChunk:
     indexes: tuple[int, ...]
 
 
-def lookup_chunks(sent: Sequence[Mapping[str, Any]], since: float) -> list[LookupChunk]:
+def lookup_chunks(
+    sent: Sequence[Mapping[str, Any]], since: float, among: Collection[int] | None = None
+) -> list[LookupChunk]:
     """The queries for records like ``sent`` created since ``since`` (epoch seconds, on Coupa's clock).
 
     One query per document type and 50 document ids (``document-id[in]``), so a batch of 1,000 costs about 20
-    queries, not 1,000. Each item is in exactly one chunk, and a stored record can only match items of the
-    chunk that found it, so a chunk whose query fails leaves only its own items unsettled.
+    queries, not 1,000. Each item is in exactly one chunk, with every other item of its document, and a stored
+    record can only match items of the chunk that found it: a chunk whose query fails leaves only its own items
+    unsettled, and asking again for those (``among``: the item indexes to look for; by default all) finds the
+    same matches the whole lookup would have.
     """
     by_type: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
     for index, fields in enumerate(sent):
-        by_type[fields["document_type"]][int(fields["document_id"])].append(index)
+        if among is None or index in among:
+            by_type[fields["document_type"]][int(fields["document_id"])].append(index)
     created_since = render_epoch(since)
     chunks = []
     for document_type, by_id in by_type.items():
@@ -184,37 +189,35 @@ def match_written(
 
 @dataclass(frozen=True)
 class EarlierWrites:
-    """What a retry's lookup learnt of an earlier try's writes.
+    """What a retry's lookup learnt of an earlier try's writes, item by item (indexes into the batch).
 
-    ``found``: item index -> id of the record an earlier try wrote for it. ``not_looked_up``: item index -> why
-    its chunk's lookup failed; those items are not written by this try (a blind write could duplicate one that
-    did land) and :meth:`outcomes` reports them :data:`NOT_LOOKED_UP`, so the next try looks them up again.
+    ``found``: item -> id of the record an earlier try wrote for it. ``missing``: items looked up and not found,
+    to write now. ``not_looked_up``: item -> why its chunk's lookup failed; those are not written (a blind write
+    could duplicate one that did land): ask again, or report them :data:`NOT_LOOKED_UP` for the next try.
     """
 
     found: dict[int, int] = field(default_factory=dict)
+    missing: tuple[int, ...] = ()
     not_looked_up: dict[int, str] = field(default_factory=dict)
     chunks: int = 0
     chunks_failed: int = 0
 
-    @property
-    def settled(self) -> frozenset[int]:
-        """The items this try must not write: found already, or not known not to be there."""
-        return frozenset(self.found) | frozenset(self.not_looked_up)
+    def already_present(self) -> list[dict[str, Any]]:
+        """An :data:`ALREADY_PRESENT` outcome per item found."""
+        return [{"index": i, "status": ALREADY_PRESENT, "id": record_id} for i, record_id in sorted(self.found.items())]
 
-    def outcomes(self) -> list[dict[str, Any]]:
-        """One outcome per item settled by the lookup, in the shape :func:`failed_write` and a create give."""
-        present = [{"index": i, "status": ALREADY_PRESENT, "id": record_id} for i, record_id in self.found.items()]
-        unchecked = [
+    def unchecked(self) -> list[dict[str, Any]]:
+        """A :data:`NOT_LOOKED_UP` outcome per item whose lookup failed (retryable: the next try asks again)."""
+        return [
             {
                 "index": i,
                 "status": NOT_LOOKED_UP,
                 "id": None,
-                "error": f"lookup failed, not written: {reason}",
+                "error": f"lookup failed, not written: {why}",
                 "retryable": True,
             }
-            for i, reason in self.not_looked_up.items()
+            for i, why in sorted(self.not_looked_up.items())
         ]
-        return sorted([*present, *unchecked], key=lambda o: int(o["index"]))
 
 
 def earlier_writes(
@@ -232,8 +235,10 @@ def earlier_writes(
         else:
             stored.extend(answer)
             looked_up.update(chunk.indexes)
+    found = match_written(sent, stored, among=looked_up)
+    missing = tuple(sorted(looked_up - set(found)))
     failed = sum(isinstance(answer, CoupaError) for answer in answers)
-    return EarlierWrites(match_written(sent, stored, among=looked_up), not_looked_up, len(chunks), failed)
+    return EarlierWrites(found, missing, not_looked_up, len(chunks), failed)
 
 
 class LandingWitness:

@@ -11,7 +11,7 @@ each Airflow try makes progress and the last one leaves every record in Coupa ex
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -20,12 +20,15 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 from airflow_provider_coupa_ihr.operators.base import CoupaBaseOperator
 
 if TYPE_CHECKING:
-    from airflow_provider_coupa_ihr.client.batch import EarlierWrites
+    from airflow_provider_coupa_ihr.hooks.coupa import CoupaHook
 
-__all__ = ["BULK_OUTCOMES_XCOM_KEY", "BulkProgress", "CoupaBulkCreateRecordsOperator"]
+__all__ = ["BULK_OUTCOMES_XCOM_KEY", "LOOKUP_ROUNDS", "BulkProgress", "CoupaBulkCreateRecordsOperator"]
 
 #: The XCom key under which a try that fails leaves its result (the same dict a successful try returns).
 BULK_OUTCOMES_XCOM_KEY = "coupa_bulk_outcomes"
+#: Lookups a retry makes at most for a chunk (50 documents) whose lookup keeps failing, before it leaves the
+#: chunk to the next try. Each lookup is itself retried within the connection's ``max_attempts``.
+LOOKUP_ROUNDS = 3
 
 
 @dataclass
@@ -77,8 +80,9 @@ class CoupaBulkCreateRecordsOperator(CoupaBaseOperator):
     - ``unknown``: may be in Coupa: the answer to its create was lost after sending, or a 500/502/504 came
       after Coupa may have acted, and the client's own lookup could not tell (or its attempts ran out first).
       Writing it again blindly could make a duplicate; the next try looks it up.
-    - ``not_looked_up``: not written, because on this retry the lookup of an earlier try's writes failed for
-      its chunk of 50 documents; the next try looks it up again. The other chunks are written all the same.
+    - ``not_looked_up``: not written, because on this retry the lookup of an earlier try's writes kept failing
+      for its chunk of 50 documents (asked up to :data:`LOOKUP_ROUNDS` times); the next try looks it up again.
+      The chunks that were looked up are written all the same.
 
     Returns (XCom) ``{"total", "created", "already_present", "failed", "unknown", "not_looked_up",
     "outcomes": [...]}``, one outcome per item in order: ``{"index", "status", "id", "error"}`` (``id`` of the
@@ -114,38 +118,68 @@ class CoupaBulkCreateRecordsOperator(CoupaBaseOperator):
 
     # ------------------------------------------------------------------------------------------ steps
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow_provider_coupa_ihr.client.batch import EarlierWrites
-
         with self.calling_coupa() as hook:
             planned = hook.plan_records(self.items, defaults=self.defaults, action=self.action)
             self.push_link(context, self.defaults.get("document_type") or _first(planned, "document_type"))
-            earlier = EarlierWrites()
+            progress = BulkProgress(total=0, started=time.monotonic())
             since = self.first_try_started(context)
-            if since is not None:
-                # Until the hook has the verb (requested): the client's, which the hook would only forward.
-                earlier = hook.client.look_up_earlier_writes([fields for _, fields in planned], since)
-                self._log_lookup(earlier, len(planned))
-            progress = BulkProgress(total=len(planned) - len(earlier.settled), started=time.monotonic())
-            written = hook.create_records(
-                planned,
-                max_workers=self.max_workers,
-                skip=earlier.settled,
-                on_outcome=self._progress_logger(progress),
-            )
+            if since is None:
+                outcomes = self._write(hook, planned, range(len(planned)), progress)
+            else:
+                outcomes = self._write_what_earlier_tries_did_not(hook, planned, since, progress)
             self.log.info("Coupa bulk %s finished: %s", self.action, progress.line(time.monotonic()))
-        return self._finish(context, sorted([*earlier.outcomes(), *written], key=lambda o: int(o["index"])))
+        return self._finish(context, sorted(outcomes, key=lambda o: int(o["index"])))
 
-    def _log_lookup(self, earlier: EarlierWrites, total: int) -> None:
-        self.log.info("Retry: %d of %d records were written by an earlier try", len(earlier.found), total)
-        if earlier.not_looked_up:
+    def _write(
+        self,
+        hook: CoupaHook,
+        planned: Sequence[tuple[str, dict[str, Any]]],
+        todo: Iterable[int],
+        progress: BulkProgress,
+    ) -> list[dict[str, Any]]:
+        wanted = set(todo)
+        progress.total += len(wanted)
+        skip = [i for i in range(len(planned)) if i not in wanted]
+        logger = self._progress_logger(progress)
+        return hook.create_records(planned, max_workers=self.max_workers, skip=skip, on_outcome=logger)
+
+    def _write_what_earlier_tries_did_not(
+        self, hook: CoupaHook, planned: Sequence[tuple[str, dict[str, Any]]], since: float, progress: BulkProgress
+    ) -> list[dict[str, Any]]:
+        """A retry: look for what earlier tries wrote, 50 documents per query, and write the rest.
+
+        The items of each chunk looked up are written at once; a chunk whose lookup failed is asked again after
+        those writes, up to :data:`LOOKUP_ROUNDS` lookups in all. Asking again in the same try matters because
+        every try looks up every item: a try that needed all its twenty-odd queries to succeed at once would
+        never succeed on a flaky network, however many records earlier tries wrote.
+        """
+        items = [fields for _, fields in planned]
+        outcomes: list[dict[str, Any]] = []
+        pending: Collection[int] | None = None
+        for lookup_round in range(1, LOOKUP_ROUNDS + 1):
+            # Until the hook has the verb (requested): the client's, which the hook would only forward.
+            earlier = hook.client.look_up_earlier_writes(items, since, among=pending)
+            self.log.info(
+                "Retry, lookup %d: %d of %d items were written by an earlier try, %d are to write",
+                lookup_round,
+                len(earlier.found),
+                len(items) if pending is None else len(pending),
+                len(earlier.missing),
+            )
+            outcomes += earlier.already_present()
+            outcomes += self._write(hook, planned, earlier.missing, progress)
+            if not earlier.not_looked_up:
+                return outcomes
+            pending = earlier.not_looked_up.keys()
             self.log.warning(
-                "Retry: the lookup failed for %d of %d chunks; their %d items are not written by this try (the "
-                "next try looks them up again). First reason: %s",
+                "Retry, lookup %d failed for %d of %d chunks (%d items), not written yet: %s",
+                lookup_round,
                 earlier.chunks_failed,
                 earlier.chunks,
-                len(earlier.not_looked_up),
+                len(pending),
                 next(iter(earlier.not_looked_up.values())),
             )
+        return outcomes + earlier.unchecked()
 
     def _progress_logger(self, progress: BulkProgress) -> Callable[[dict[str, Any]], None]:
         """Counts each outcome as it comes and logs a progress line every ``progress_interval`` seconds."""
