@@ -22,6 +22,7 @@ from airflow_provider_coupa_ihr.client.errors import (
     error_from_response,
 )
 from airflow_provider_coupa_ihr.client.responses import parse_error_messages
+from airflow_provider_coupa_ihr.client.values import quoted
 
 __all__ = [
     "API_KEY_HEADER",
@@ -97,7 +98,7 @@ def normalise_scopes(scopes: str | Iterable[str]) -> tuple[str, ...]:
     out: list[str] = []
     for scope in items:
         if not scope or any(ch.isspace() for ch in scope):
-            raise CoupaConfigError(f"scope names cannot be empty or hold spaces, got {scope!r}")
+            raise CoupaConfigError(f"scope names cannot be empty or hold spaces, got {quoted(scope)}")
         if scope not in out:
             out.append(scope)
     if not out:

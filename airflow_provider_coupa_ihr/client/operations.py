@@ -30,8 +30,10 @@ from airflow_provider_coupa_ihr.client.records import (
 )
 from airflow_provider_coupa_ihr.client.values import (
     LOOKBACK_SECONDS,
+    MAX_ID,
     parse_id,
     parse_ids,
+    quoted,
     render_datetime,
     render_epoch,
     whole_number,
@@ -71,7 +73,7 @@ _IDENTITY = ("status", "contact_alert_type", "external_id", "document_status", "
 
 def _choose(action: str, actions: Mapping[str, str], what: str) -> str:
     if action not in actions:
-        raise CoupaValidationError([f"action must be one of {', '.join(actions)} for {what}, got {action!r}"])
+        raise CoupaValidationError([f"action must be one of {', '.join(actions)} for {what}, got {quoted(action)}"])
     return actions[action]
 
 
@@ -145,16 +147,24 @@ def is_same_write(record: Mapping[str, Any], sent: Mapping[str, Any]) -> bool:
         if name in sent and sent[name] != record.get(name):
             return False
     integration = sent.get("integration")
-    stored = record.get("integration") or {}
+    stored = record.get("integration")
+    stored = stored if isinstance(stored, Mapping) else {}
     if isinstance(integration, Mapping) and any(stored.get(k) != v for k, v in integration.items()):
         return False
     run = sent.get("integration_run")
     run_id = run.get("id") if isinstance(run, Mapping) else sent.get("integration_run_id")
     if run_id is not None and record.get("integration_run_id") != run_id:
         return False
-    responses = [(r.get("response_code"), r.get("response_message")) for r in sent.get("responses") or []]
-    kept = [(r.get("response_code"), r.get("response_message")) for r in record.get("responses") or []]
-    return responses == kept
+    return _response_pairs(sent.get("responses")) == _response_pairs(record.get("responses"))
+
+
+def _response_pairs(responses: Any) -> list[tuple[Any, Any]] | None:
+    """``(code, message)`` of each response; None when the value is not a list of responses at all."""
+    if responses is None:
+        return []
+    if not isinstance(responses, list) or not all(isinstance(r, Mapping) for r in responses):
+        return None
+    return [(r.get("response_code"), r.get("response_message")) for r in responses]
 
 
 def update_record(
@@ -241,8 +251,13 @@ def query_resources(
 # ------------------------------------------------------------------------------------------------ runs
 def create_run(integration: str, *, now: float, **fields: Any) -> Operation:
     """``POST /integration_runs`` for the integration with code ``integration`` (a run starts ``pending``)."""
-    if not isinstance(integration, str) or not integration.strip():
-        raise CoupaValidationError(["integration must be the integration's code, e.g. 'ERP-INVOICES'"])
+    if not isinstance(integration, str) or not integration.strip() or len(integration) > 255:
+        raise CoupaValidationError(
+            [
+                f"integration must be the integration's code (at most 255 characters), e.g. 'ERP-INVOICES', "
+                f"got {quoted(integration)}"
+            ]
+        )
     body = _run_body(fields)
     body["integration"] = {"code": integration}
 
@@ -279,14 +294,14 @@ def check_run_change(action: str, **fields: Any) -> dict[str, Any]:
     """The body of a run transition, checked: a verb that sends a request *before* the transition (create the
     run, read it) calls this first, so bad input is refused before anything reaches Coupa."""
     if action not in RUN_ACTIONS:
-        raise CoupaValidationError([f"action must be one of {', '.join(RUN_ACTIONS)}, got {action!r}"])
+        raise CoupaValidationError([f"action must be one of {', '.join(RUN_ACTIONS)}, got {quoted(action)}"])
     return _run_body(fields)
 
 
 def check_run_end(run_id: Any, action: str, records_processed: Any) -> int:
     """Everything a finish or fail will send, checked before the run is read: the run id, as a number."""
     if action not in ("success", "finish", "fail"):
-        raise CoupaValidationError([f"action must be success, finish or fail, got {action!r}"])
+        raise CoupaValidationError([f"action must be success, finish or fail, got {quoted(action)}"])
     check_run_change(action, records_processed=records_processed)
     return parse_id(run_id, "run_id")
 
@@ -294,7 +309,7 @@ def check_run_end(run_id: Any, action: str, records_processed: Any) -> int:
 def run_is_already(run: Mapping[str, Any], action: str) -> bool:
     """Whether ``run`` already has the status ``action`` leads to: then a retried finish leaves it as it is."""
     if action not in RUN_ACTIONS:
-        raise CoupaValidationError([f"action must be one of {', '.join(RUN_ACTIONS)}, got {action!r}"])
+        raise CoupaValidationError([f"action must be one of {', '.join(RUN_ACTIONS)}, got {quoted(action)}"])
     return run.get("status") == RUN_ACTIONS[action]
 
 
@@ -306,9 +321,11 @@ def _run_body(fields: Mapping[str, Any]) -> dict[str, Any]:
     body = {k.replace("_", "-"): v for k, v in fields.items() if v is not None}
     for name in ("total-records", "records-processed"):
         if name in body:
-            number = whole_number(body[name], minimum=0, text=True)
+            number = whole_number(body[name], minimum=0, maximum=MAX_ID, text=True)
             if number is None:
-                raise CoupaValidationError([f"{name.replace('-', '_')} must be a whole number, got {body[name]!r}"])
+                raise CoupaValidationError(
+                    [f"{name.replace('-', '_')} must be a whole number from 0 to {MAX_ID}, got {quoted(body[name])}"]
+                )
             body[name] = number
     for name in ("start-time", "end-time"):
         if name in body:
@@ -317,7 +334,7 @@ def _run_body(fields: Mapping[str, Any]) -> dict[str, Any]:
                 raise CoupaValidationError(
                     [
                         f"{name.replace('-', '_')} takes a datetime or ISO 8601 text such as "
-                        f"2024-03-25T18:38:00-07:00, got {body[name]!r}"
+                        f"2024-03-25T18:38:00-07:00, got {quoted(body[name])}"
                     ]
                 )
             body[name] = text

@@ -17,6 +17,7 @@ from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
 from airflow_provider_coupa_ihr.client.records import (
     CONTACT_ALERT_TYPES,
     DOCUMENT_TYPES,
+    INTEGRATION_FIELDS,
     RECORD_FIELDS,
     Field,
     Problem,
@@ -34,6 +35,8 @@ _INTEGER_RANGES: Mapping[str, tuple[int, int]] = {
     "integration-run-id": (1, MAX_ID),
     "document-revision": (0, MAX_ID),
 }
+#: An integration's code is a string(255).
+_CODE_CHARS = INTEGRATION_FIELDS["code"].max_length or 255
 #: Any other integer field: what a bigint holds.
 _BIGINT = (-(2**63), MAX_ID)
 
@@ -130,6 +133,8 @@ def normalise_responses(value: Any) -> list[dict[str, Any]]:
 def _normalise(name: str, spec: Field, value: Any) -> Any:
     if name == "integration":
         if isinstance(value, str):
+            if len(value) > _CODE_CHARS:
+                raise ValueError(f"takes the integration's code, at most {_CODE_CHARS} characters, got {len(value)}")
             return {"code": value}
         if isinstance(value, Mapping) and ("code" in value or "id" in value):
             reference = to_wire_keys(dict(value))
@@ -188,7 +193,7 @@ def _describe(problem: Problem, wire: Mapping[str, Any], extra_document_types: C
         close = difflib.get_close_matches(str(given), DOCUMENT_TYPES, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else " (the allowed ones are listed below)"
         extra = f" or the extra ones allowed ({', '.join(extra_document_types)})" if extra_document_types else ""
-        return f"document_type {given!r} is not one of Coupa's document types{extra}{hint}"
+        return f"document_type {quoted(given)} is not one of Coupa's document types{extra}{hint}"
     value = wire.get(problem.field)
     shown = f", got {quoted(value)}" if value is not None and problem.message != "can't be blank" else ""
     if isinstance(value, (list, Mapping)):

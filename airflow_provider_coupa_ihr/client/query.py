@@ -31,7 +31,7 @@ from airflow_provider_coupa_ihr.client.records import (
     RUN_FIELDS,
     Field,
 )
-from airflow_provider_coupa_ihr.client.values import render_datetime, whole_number
+from airflow_provider_coupa_ihr.client.values import MAX_ID, quoted, render_datetime, whole_number
 
 __all__ = [
     "CONTROL_PARAMS",
@@ -130,7 +130,9 @@ def filter_params(
     - booleans as ``true``/``false``; lists comma-joined (so a value may not itself contain a comma).
     """
     if filters is not None and not isinstance(filters, Mapping):
-        raise CoupaValidationError([_problem("filters", f"must be a mapping of filter to value, got {filters!r}")])
+        raise CoupaValidationError(
+            [_problem("filters", f"must be a mapping of filter to value, got {quoted(filters)}")]
+        )
     pairs: list[tuple[str, str]] = []
     problems: list[str] = []
     for key, value in (filters or {}).items():
@@ -202,7 +204,7 @@ def _render(operator: str | None, spec: Field, value: Any, prefix: str) -> str:
     if operator == "blank":
         flag = _bool(value)
         if flag is None:
-            raise _Refused(f"[blank] takes True or False, got {value!r}")
+            raise _Refused(f"[blank] takes True or False, got {quoted(value)}")
         return flag
     if operator in _LIST_OPS:
         return _render_list(operator, spec, value, prefix)
@@ -212,13 +214,13 @@ def _render(operator: str | None, spec: Field, value: Any, prefix: str) -> str:
         if spec.kind not in ("string", "text"):
             raise _Refused(f"[{operator}] works on text; {spec.name} is {_a(spec.kind)} field (try [gt] / [lt])")
         if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
-            raise _Refused(f"[{operator}] takes some text, got {value!r}")
+            raise _Refused(f"[{operator}] takes some text, got {quoted(value)}")
         return str(value)
     if operator in _ORDER_OPS and spec.kind == "boolean":
         raise _Refused(f"[{operator}] cannot compare true/false; {spec.name} is a boolean field")
     if operator is None and isinstance(value, str) and not value.strip():
         raise _Refused(f"an empty value matches nothing useful; to find empty ones use {prefix}[blank]=True")
-    return _scalar(spec, value)
+    return _scalar(spec, value, operator)
 
 
 def _a(kind: str) -> str:
@@ -242,46 +244,69 @@ def _render_list(operator: str, spec: Field, value: Any, prefix: str) -> str:
     elif isinstance(value, (set, frozenset)):
         items = sorted(value, key=str)  # a stable order keeps URLs (and caches, and tests) stable
     else:
-        raise _Refused(f"[{operator}] takes a list, tuple or set of values, got {value!r}")
+        raise _Refused(f"[{operator}] takes a list, tuple or set of values, got {quoted(value)}")
     if not items:
         raise _Refused(f"[{operator}] needs at least one value")
     rendered = []
     for item in items:
         if item is None or isinstance(item, (list, tuple, set, frozenset, Mapping)):
-            raise _Refused(f"[{operator}] takes plain values, got {item!r} in the list")
-        text = _scalar(spec, item)
+            raise _Refused(f"[{operator}] takes plain values, got {quoted(item)} in the list")
+        text = _scalar(spec, item, operator)
         if "," in text:
-            raise _Refused(f"[{operator}] cannot carry {text!r}: Coupa splits the list on commas")
+            raise _Refused(f"[{operator}] cannot carry {quoted(text)}: Coupa splits the list on commas")
         rendered.append(text)
     return ",".join(rendered)
 
 
-def _scalar(spec: Field, value: Any) -> str:
+def _scalar(spec: Field, value: Any, operator: str | None = None) -> str:
     kind = spec.kind
     if kind == "integer":
         number = whole_number(value, text=True)
         if number is None:
-            raise _Refused(f"{spec.name} takes a whole number, got {value!r}")
+            raise _Refused(f"{spec.name} takes a whole number, got {quoted(value)}")
+        low, what = _integer_floor(spec, operator)
+        if not low <= number <= MAX_ID:
+            raise _Refused(f"{spec.name} takes {what} from {low} to {MAX_ID}, got {quoted(value)}")
         return str(number)
     if kind == "boolean":
         flag = _bool(value)
         if flag is None:
-            raise _Refused(f"{spec.name} takes True or False, got {value!r}")
+            raise _Refused(f"{spec.name} takes True or False, got {quoted(value)}")
         return flag
     if kind == "datetime":
         return _datetime_text(spec, value)
     if isinstance(value, str):
+        if not _is_unicode(value):
+            raise _Refused(f"{spec.name} takes text; this holds a lone surrogate, which cannot be sent")
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    raise _Refused(f"{spec.name} takes text, got {value!r}")
+    raise _Refused(f"{spec.name} takes text, got {quoted(value)}")
+
+
+def _integer_floor(spec: Field, operator: str | None) -> tuple[int, str]:
+    """The smallest value an integer filter may take, and what to call it: an id (``id``, ``document-id``) named
+    outright (equal, in, not) is a Coupa id from 1; a comparison (``id[gt]=0``) or any other number may go down to
+    a bigint's floor. Nothing may exceed a bigint: Coupa cannot hold it and refuses the query."""
+    if (spec.name == "id" or spec.name.endswith("-id")) and operator not in _ORDER_OPS:
+        return 1, "a Coupa id (a whole number)"
+    return -(2**63), "a whole number"
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _datetime_text(spec: Field, value: Any) -> str:
     text = render_datetime(value)
     if text is None:
         raise _Refused(
-            f"{spec.name} takes a datetime, a date or ISO 8601 text such as 2024-03-25T18:38:00-07:00, got {value!r}"
+            f"{spec.name} takes a datetime, a date or ISO 8601 text such as 2024-03-25T18:38:00-07:00, "
+            f"got {quoted(value)}"
         )
     return text
 
@@ -314,7 +339,7 @@ def _fields_spec(
     problems: list[str],
 ) -> list[Any]:
     if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
-        problems.append(_problem(where, f"must be a list of field names, got {items!r}"))
+        problems.append(_problem(where, f"must be a list of field names, got {quoted(items)}"))
         return []
     if not items:
         problems.append(_problem(where, "must name at least one field"))
@@ -337,7 +362,9 @@ def _fields_spec(
             nested = projections.get(name) if spec is not None or known is None else None
             out.append({name: _fields_spec(sub_items, nested, projections, f"{where} of {name}", problems)})
         else:
-            problems.append(_problem(where, f"items are names or {{association: [names]}} with one key, got {item!r}"))
+            problems.append(
+                _problem(where, f"items are names or {{association: [names]}} with one key, got {quoted(item)}")
+            )
     return out
 
 
@@ -371,7 +398,7 @@ def _order_problems(order_by: str | None, direction: str, known_fields: Mapping[
         elif spec.kind in _NESTED:
             problems.append(_problem("order_by", f"{name} is not a plain value and cannot order results"))
     if not isinstance(direction, str) or direction.strip().lower() not in ("asc", "desc"):
-        problems.append(_problem("direction", f"must be asc or desc, got {direction!r}"))
+        problems.append(_problem("direction", f"must be asc or desc, got {quoted(direction)}"))
     return problems
 
 
@@ -407,14 +434,14 @@ def build_index_params(
             problems += refused.problems
     if return_object is not None and return_object not in RETURN_OBJECT_VALUES:
         problems.append(
-            _problem("return_object", f"must be one of {', '.join(RETURN_OBJECT_VALUES)}, got {return_object!r}")
+            _problem("return_object", f"must be one of {', '.join(RETURN_OBJECT_VALUES)}, got {quoted(return_object)}")
         )
     order_problems = _order_problems(order_by, direction, known_fields)
     problems += order_problems
     if limit is not None and whole_number(limit, minimum=1, maximum=PAGE_SIZE) is None:
-        problems.append(_problem("limit", f"must be a whole number from 1 to {PAGE_SIZE}, got {limit!r}"))
+        problems.append(_problem("limit", f"must be a whole number from 1 to {PAGE_SIZE}, got {quoted(limit)}"))
     if offset is not None and whole_number(offset, minimum=0) is None:
-        problems.append(_problem("offset", f"must be a whole number from 0, got {offset!r}"))
+        problems.append(_problem("offset", f"must be a whole number from 0, got {quoted(offset)}"))
     if problems:
         raise CoupaValidationError(problems)
     if return_object is not None:

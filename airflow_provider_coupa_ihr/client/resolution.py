@@ -38,7 +38,7 @@ from airflow_provider_coupa_ihr.client.paging import Walk
 from airflow_provider_coupa_ihr.client.query import PAGE_SIZE, filter_params
 from airflow_provider_coupa_ihr.client.records import RECORDS_PATH
 from airflow_provider_coupa_ihr.client.summaries import is_resolved, record_summary
-from airflow_provider_coupa_ihr.client.values import CLOCK_SKEW_SECONDS, parse_ids
+from airflow_provider_coupa_ihr.client.values import CLOCK_SKEW_SECONDS, parse_ids, quoted
 
 __all__ = [
     "RECORD_FIELDS_WANTED",
@@ -154,7 +154,7 @@ class ResolutionTarget:
         if record_ids is not None:
             return cls(record_ids=parse_ids(record_ids))
         if not isinstance(filters, Mapping):
-            raise CoupaValidationError([f"filters: must be a mapping of Coupa filter to value, got {filters!r}"])
+            raise CoupaValidationError([f"filters: must be a mapping of Coupa filter to value, got {quoted(filters)}"])
         rendered = dict(filter_params(filters))
         clashing = sorted(k for k in rendered if k.split("[", 1)[0] == "resolved")
         if clashing:
