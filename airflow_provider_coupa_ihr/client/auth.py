@@ -94,6 +94,8 @@ class Token:
 
 def normalise_scopes(scopes: str | Iterable[str]) -> tuple[str, ...]:
     """Scopes as a tuple in the caller's order without repeats; a string is split on whitespace."""
+    if not isinstance(scopes, (str, Iterable)):
+        raise CoupaConfigError(f"scopes must be scope names (a list, or text such as 'a b'), got {quoted(scopes)}")
     items = scopes.split() if isinstance(scopes, str) else [str(s).strip() for s in scopes]
     out: list[str] = []
     for scope in items:

@@ -19,7 +19,7 @@ from airflow_provider_coupa_ihr.client.auth import api_key_headers
 from airflow_provider_coupa_ihr.client.errors import CoupaConfigError
 from airflow_provider_coupa_ihr.client.records import RATE_LIMIT_BURST, RATE_LIMIT_PER_SECOND, READ_SCOPE, WRITE_SCOPE
 from airflow_provider_coupa_ihr.client.retry import RetryPolicy
-from airflow_provider_coupa_ihr.client.values import finite_number, quoted, whole_number
+from airflow_provider_coupa_ihr.client.values import finite_number, is_unicode, quoted, whole_number
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -148,6 +148,10 @@ class ClientConfig:
                 raise CoupaConfigError(
                     f"{name} must be text, got a {type(value).__name__} (its value is not shown: it is a secret)"
                 )
+        for name in ("client_id", "client_secret"):
+            value = getattr(self, name)
+            if isinstance(value, str) and not is_unicode(value):
+                raise CoupaConfigError(f"{name} holds a lone surrogate, which is not Unicode and cannot be sent")
         if self.api_key is None and not (self.client_id and self.client_id.strip() and self.client_secret):
             raise CoupaConfigError(
                 "Coupa credentials are missing: set the OAuth client id (login) and client secret (password), "

@@ -24,7 +24,7 @@ from airflow_provider_coupa_ihr.client.records import (
     check_fields,
     to_wire_keys,
 )
-from airflow_provider_coupa_ihr.client.values import MAX_ID, quoted, whole_number
+from airflow_provider_coupa_ihr.client.values import MAX_ID, is_unicode, quoted, whole_number
 
 __all__ = ["build_payload", "normalise_responses"]
 
@@ -174,11 +174,7 @@ def _bounded(value: Any, bounds: tuple[int, int], what: str | None = None) -> An
 def _holds_unsendable_text(value: Any) -> bool:
     """Whether any text in ``value`` holds a lone surrogate: JSON can spell it, but not as UTF-8 on the wire."""
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
+        return not is_unicode(value)
     if isinstance(value, Mapping):
         return any(_holds_unsendable_text(v) for v in value.values())
     if isinstance(value, list):

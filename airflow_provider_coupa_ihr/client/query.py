@@ -31,7 +31,7 @@ from airflow_provider_coupa_ihr.client.records import (
     RUN_FIELDS,
     Field,
 )
-from airflow_provider_coupa_ihr.client.values import MAX_ID, quoted, render_datetime, whole_number
+from airflow_provider_coupa_ihr.client.values import MAX_ID, is_unicode, quoted, render_datetime, whole_number
 
 __all__ = [
     "CONTROL_PARAMS",
@@ -276,7 +276,7 @@ def _scalar(spec: Field, value: Any, operator: str | None = None) -> str:
     if kind == "datetime":
         return _datetime_text(spec, value)
     if isinstance(value, str):
-        if not _is_unicode(value):
+        if not is_unicode(value):
             raise _Refused(f"{spec.name} takes text; this holds a lone surrogate, which cannot be sent")
         return value
     if isinstance(value, int) and not isinstance(value, bool):
@@ -291,14 +291,6 @@ def _integer_floor(spec: Field, operator: str | None) -> tuple[int, str]:
     if (spec.name == "id" or spec.name.endswith("-id")) and operator not in _ORDER_OPS:
         return 1, "a Coupa id (a whole number)"
     return -(2**63), "a whole number"
-
-
-def _is_unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _datetime_text(spec: Field, value: Any) -> str:

@@ -18,6 +18,7 @@ __all__ = [
     "MAX_ID",
     "MAX_QUOTED_CHARS",
     "finite_number",
+    "is_unicode",
     "parse_id",
     "parse_ids",
     "quoted",
@@ -88,6 +89,16 @@ def whole_number(
     if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
         return None
     return number
+
+
+def is_unicode(text: str) -> bool:
+    """Whether ``text`` is Unicode that can go on the wire: no lone surrogate (``"\\ud800"``), which Python strings
+    may hold, JSON can spell, and UTF-8 cannot encode (httpx and requests would raise ``UnicodeEncodeError``)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def finite_number(value: Any) -> float | None:
