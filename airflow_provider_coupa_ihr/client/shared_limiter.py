@@ -12,12 +12,14 @@ the bucket in Redis instead:
   :meth:`TokenBucket.reserve <airflow_provider_coupa_ihr.client.limiter.TokenBucket.reserve>` it *books* rather
   than refuses, so waiting processes queue in booking order instead of polling in lock-step.
 - **Same semantics as Coupa's bucket.** ``rate`` per second, ``burst`` at once: from idle, ``burst`` requests go
-  at once and then one every ``1/rate`` seconds, for all processes together.
-- **Safe when Redis is not.** Every Redis call is bounded by socket timeouts and is never retried by the driver.
-  When Redis fails (down, slow, restarted mid-call, refusing), the process falls back to a local
-  :class:`TokenBucket` at ``fallback_rate`` (the static-division share), logs one warning per process and budget,
-  and asks Redis again at most every ``probe_interval`` seconds; the first answer returns it to the shared budget.
-  A failure of the limiter never fails a request.
+  at once and then one every ``1/rate`` seconds, for all processes together. A budget Redis does not hold (new,
+  long idle, or lost in a restart) starts with one token rather than a full burst (see :data:`GCRA_SCRIPT`).
+- **Safe when Redis is not.** Every Redis call is bounded by socket timeouts and is never retried by the driver
+  (an idle connection Redis closed is replaced once). When Redis fails (down, slow, restarted mid-call,
+  refusing), the process falls back to a local :class:`TokenBucket` at ``fallback_rate`` (the static-division
+  share, starting with one token, not a burst), logs one warning per process and budget, and asks Redis again at
+  most every ``probe_interval`` seconds; the first answer returns it to the shared budget. A failure of the
+  limiter never fails a request.
 
 Why our own script rather than a library: ``limits`` and ``pyrate-limiter`` both read the *client's* clock (hosts
 disagree), ``limits`` has windows rather than a bucket with a burst, and both answer "refused" rather than "wait
@@ -67,30 +69,39 @@ log = logging.getLogger(__name__)
 #: Every key this module writes starts with this, so an operator can find (and delete) them.
 KEY_PREFIX = "coupa-ihr:budget:"
 
-#: GCRA in Redis. KEYS[1] the budget; ARGV[1] microseconds per request (1/rate), ARGV[2] the burst.
-#: The stored value is the theoretical arrival time (TAT): when the bucket would be full again. A request
-#: books ``interval`` after max(TAT, now) and may go once its slot is within ``burst`` intervals of now.
-#: Returns the wait in whole microseconds. Integers in a Lua double stay exact below 2**53 (epoch
-#: microseconds are ~1.8e15); ``%.0f`` keeps Lua from writing them as 1.8e+15. The key expires once the
-#: bucket is full again, so an idle budget leaves nothing behind.
+#: GCRA in Redis. KEYS[1] the budget; ARGV[1] microseconds per request (1/rate), ARGV[2] the burst, ARGV[3] how
+#: long an idle budget is kept (ms). The stored value is the theoretical arrival time (TAT): when the bucket would
+#: be full again. A request books ``interval`` after max(TAT, now) and may go once its slot is within ``burst``
+#: intervals of now. Returns the wait in whole microseconds. Integers in a Lua double stay exact below 2**53
+#: (epoch microseconds are ~1.8e15); ``%.0f`` keeps Lua from writing them as 1.8e+15.
+#: A budget Redis does not hold (new, idle for longer than it is kept, or lost in a restart while processes ran
+#: on their local shares and drained Coupa's bucket) starts with one token, not a full burst: Coupa's own bucket
+#: may be empty, and a burst on top of it would be answered 429. It costs at most ``burst / rate`` seconds, once.
 GCRA_SCRIPT = """
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+local stored = redis.call('GET', KEYS[1])
+local tat = now + (burst - 1) * interval
+if stored then tat = tonumber(stored) or tat end
 if tat < now then tat = now end
 local booked = tat + interval
 local wait = booked - burst * interval - now
 if wait < 0 then wait = 0 end
-redis.call('SET', KEYS[1], string.format('%.0f', booked), 'PX', math.floor((booked - now) / 1000) + 1000)
+local keep = math.floor((booked - now) / 1000) + tonumber(ARGV[3])
+redis.call('SET', KEYS[1], string.format('%.0f', booked), 'PX', keep)
 return wait
 """
 
 #: What EVALSHA names the script by.
 _SCRIPT_SHA = hashlib.sha1(GCRA_SCRIPT.encode(), usedforsecurity=False).hexdigest()
-_PROBE_INTERVAL = 5.0
+#: Seconds between asks while on the local share: short, since processes that are back on the shared budget and
+#: processes still on their local shares together may exceed it until every process is back.
+_PROBE_INTERVAL = 2.0
+#: An idle budget is kept this long after its bucket is full again (then it starts from one token; see above).
+_KEEP_IDLE_MS = 3_600_000
 #: Without a configured fallback, a process takes this fraction of the budget while Redis is away: the README's
 #: static division for a three-slot pool plus one triggerer (6.25/s and a burst of 5 of Coupa's 25/s and 20).
 DEFAULT_FALLBACK_SHARE = 4
@@ -255,11 +266,12 @@ class _Standing:
         log.info("Redis answers again: back to the shared Coupa rate budget %s after %.1f s on the local share",
                  self.key, away)  # fmt: skip
 
-    def failed(self, exc: BaseException, fallback_rate: float) -> None:
+    def failed(self, exc: BaseException, fallback_rate: float) -> bool:
+        """Count a failed Redis call; True when it moved this process to its local share."""
         with self._lock:
             self.failures += 1
             if self.local_since is not None:
-                return
+                return False
             self.local_since = self._clock()
             self._next_probe = self.local_since + self.probe_interval
             self.fallbacks += 1
@@ -273,6 +285,7 @@ class _Standing:
         )
         args = (self.key, type(exc).__name__, exc, fallback_rate, self.probe_interval)
         (log.warning if warn else log.info)(message, *args)
+        return True
 
     def local(self) -> None:
         with self._lock:
@@ -314,6 +327,7 @@ class SharedThrottle:
         self.burst = burst
         #: Whole microseconds per request, rounded up: a rate that does not divide evenly errs on the slow side.
         self._interval_us = math.ceil(1_000_000 / self.rate)
+        self._clock = clock
         self.fallback = TokenBucket(
             fallback_rate if fallback_rate is not None else rate,
             fallback_burst if fallback_burst is not None else burst,
@@ -346,8 +360,16 @@ class SharedThrottle:
         s = self._standing
         return {"shared": s.shared_grants, "local": s.local_grants, "failures": s.failures, "fallbacks": s.fallbacks}
 
-    def _args(self) -> tuple[int, int]:
-        return self._interval_us, self.burst
+    def _args(self) -> tuple[int, int, int]:
+        return self._interval_us, self.burst, _KEEP_IDLE_MS
+
+    def _drained_fallback(self) -> TokenBucket:
+        """A local share holding one token: the shared budget was in use until now, so Coupa's bucket is likely
+        empty and a local burst on top of it would be answered 429."""
+        bucket = TokenBucket(self.fallback.rate, self.fallback.burst, clock=self._clock)
+        for _ in range(bucket.burst - 1):
+            bucket.reserve()
+        return bucket
 
     def _local(self) -> float:
         self._standing.local()
@@ -423,7 +445,8 @@ class SharedThrottle:
         except CoupaConfigError:
             raise  # the extra is missing: a configuration error, not an outage
         except Exception as exc:  # any Redis trouble: the budget must never fail a request
-            self._standing.failed(exc, self.fallback.rate)
+            if self._standing.failed(exc, self.fallback.rate):
+                self.fallback = self._drained_fallback()
             return self._local()
         self._standing.answered()
         return wait_us / 1_000_000
@@ -495,7 +518,8 @@ class SharedThrottle:
         except CoupaConfigError:
             raise
         except Exception as exc:
-            self._standing.failed(exc, self.fallback.rate)
+            if self._standing.failed(exc, self.fallback.rate):
+                self.fallback = self._drained_fallback()
             return self._local()
         self._standing.answered()
         return wait_us / 1_000_000

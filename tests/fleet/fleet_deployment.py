@@ -213,3 +213,12 @@ class Fleet(Deployment):
                     return states
             time.sleep(1)
         raise AssertionError(f"runs not finished in time: {states}\n{self.log_tail()}\n{self.task_log_errors()}")
+
+    def task_logs(self, run_prefix: str) -> dict[str, str]:
+        """The bulk task's logs of the runs whose id starts with ``run_prefix`` (run id -> text)."""
+        found = {}
+        for path in sorted((self.home / "logs").rglob("*.log")):
+            run = next((p.split("=", 1)[1] for p in path.parts if p.startswith("run_id=")), "")
+            if run.startswith(run_prefix) and "task_id=log_to_coupa" in str(path):
+                found[run] = found.get(run, "") + path.read_text(errors="replace")
+        return found

@@ -47,6 +47,9 @@ STATIC_POOL = 3
 #: The README's static division: the pool's slots plus the triggerer share Coupa's 25/s and burst of 20.
 STATIC_SHARE = (RATE / (STATIC_POOL + 1), BURST // (STATIC_POOL + 1))
 STARTUP_SECONDS = 300
+OUTAGE_SECONDS = 15
+#: How soon a process asks Redis again while on its local share (client/shared_limiter.py's default).
+PROBE_SECONDS = 2
 SCENARIO_SECONDS = 300
 INTEGRATION = "FLEET"
 
@@ -101,7 +104,7 @@ class Figures:
         self.calls = calls
         self.statuses = collections.Counter("dropped" if r.status is None else str(r.status) for r in calls)
         self.peak = peak_per_window([r.at for r in calls])
-        writes = [r.at for r in calls if r.method == "POST"]
+        writes = self.writes = sorted(r.at for r in calls if r.method == "POST")
         self.span = (max(writes) - min(writes)) if len(writes) > 1 else 0.0
         self.write_rate = len(writes) / self.span if self.span else 0.0
         self.api_rate = len(calls) / self.span if self.span else 0.0
@@ -110,6 +113,10 @@ class Figures:
         self.lost = expected - set(self.by_external)
         self.doubled = sorted(k for k, n in self.by_external.items() if n > 1)
         self.throttled = self.statuses.get("429", 0)
+
+    def write_rate_between(self, start: float, end: float) -> float:
+        """Records written per second between two ``time.time()`` moments."""
+        return sum(start <= at < end for at in self.writes) / max(1e-9, end - start)
 
     def line(self, name: str) -> str:
         statuses = dict(sorted(self.statuses.items()))
@@ -123,18 +130,32 @@ class Figures:
 
 
 def run_scenario(
-    fleet: Fleet, coupa: CoupaEmulator, name: str, conn_id: str, pool: int
+    fleet: Fleet,
+    coupa: CoupaEmulator,
+    name: str,
+    conn_id: str,
+    pool: int,
+    *,
+    runs: int = RUNS,
+    meanwhile: Callable[[], None] | None = None,
 ) -> tuple[Figures, dict[str, str]]:
+    """Trigger ``runs`` bulk runs at once, do ``meanwhile`` (if given) while they run, and read what Coupa saw."""
     fleet.set_pool(pool)
     since = time.time()
     started = time.monotonic()
-    run_ids = [f"{name}-{i}" for i in range(RUNS)]
+    run_ids = [f"{name}-{i}" for i in range(runs)]
     for i, run_id in enumerate(run_ids):
         fleet.trigger(run_id, {"batch": f"{name}{i}", "count": RECORDS_PER_RUN, "conn_id": conn_id})
+    if meanwhile is not None:
+        meanwhile()
     states = fleet.wait_for_runs(run_ids, time.monotonic() + SCENARIO_SECONDS)
     seconds = time.monotonic() - started
-    expected = {f"FLEET-{name}{i}-{n:05d}" for i in range(RUNS) for n in range(RECORDS_PER_RUN)}
+    expected = {f"FLEET-{name}{i}-{n:05d}" for i in range(runs) for n in range(RECORDS_PER_RUN)}
     return Figures(coupa, since, seconds, f"FLEET-{name}", expected), states
+
+
+def written(coupa: CoupaEmulator, prefix: str) -> int:
+    return sum(str(r.get("external-id") or "").startswith(prefix) for r in coupa.records())
 
 
 def test_static_division_stays_under_the_limit_and_leaves_budget_unused(
@@ -169,3 +190,62 @@ def test_shared_budget_uses_the_whole_budget_and_never_exceeds_it(
     assert figures.peak <= RATE + BURST
     assert figures.throttled <= 0.01 * len(figures.calls)
     assert figures.write_rate >= 0.9 * RATE
+
+
+@pytest.mark.skipif(not _shared_budget_wired(), reason="the hook does not read rate_limit_redis_conn_id yet")
+def test_a_lone_bulk_gets_the_whole_budget(
+    fleet: Fleet, coupa: CoupaEmulator, fleet_report: Callable[[str], None]
+) -> None:
+    """What the static division cannot give: one job alone runs at Coupa's full rate, not at its share."""
+    figures, states = run_scenario(fleet, coupa, "lone", SHARED_CONN, WORKER_CONCURRENCY * len(WORKERS), runs=1)
+    fleet_report(figures.line("lone bulk on the shared budget"))
+    assert states == dict.fromkeys(states, "success"), f"{states}\n{fleet.task_log_errors()}"
+    assert not figures.lost
+    assert figures.doubled == []
+    assert figures.throttled <= 0.01 * len(figures.calls)
+    assert figures.write_rate >= 0.9 * RATE
+
+
+@pytest.mark.skipif(not _shared_budget_wired(), reason="the hook does not read rate_limit_redis_conn_id yet")
+def test_redis_away_for_15_seconds_mid_run_costs_nothing_but_pace(
+    fleet: Fleet, coupa: CoupaEmulator, fleet_report: Callable[[str], None]
+) -> None:
+    """Redis (broker and budget) stops while three bulks run and comes back 15 s later: each task process falls
+    back to its local share (a quarter of the budget) with one warning, returns to the shared budget within the
+    probe interval, and every task succeeds with every record written once."""
+    outage: dict[str, float] = {}
+
+    def stop_redis_for_a_while() -> None:
+        deadline = time.monotonic() + 120
+        while written(coupa, "FLEET-outage") < 150 and time.monotonic() < deadline:  # all three well under way
+            time.sleep(0.2)
+        outage["stopped"] = time.time()
+        fleet.redis.stop()
+        time.sleep(OUTAGE_SECONDS)
+        fleet.redis.start()
+        outage["restarted"] = time.time()
+
+    pool = WORKER_CONCURRENCY * len(WORKERS)
+    figures, states = run_scenario(fleet, coupa, "outage", SHARED_CONN, pool, meanwhile=stop_redis_for_a_while)
+    stopped, restarted = outage["stopped"], outage["restarted"]
+    before = figures.write_rate_between(figures.writes[0], stopped)
+    during = figures.write_rate_between(stopped + 1, restarted)
+    after = figures.write_rate_between(restarted + PROBE_SECONDS + 1, figures.writes[-1])
+    logs = fleet.task_logs("outage")
+    warned = [log.count("is unavailable") for log in logs.values()]
+    back = [log.count("back to the shared Coupa rate budget") for log in logs.values()]
+    fleet_report(
+        figures.line(f"Redis stopped {OUTAGE_SECONDS}s mid-run")
+        + f"; writes/s before {before:.1f}, during (local shares) {during:.1f}, after {after:.1f}; "
+        f"fallback warnings per task {warned}, returns to shared per task {back}"
+    )
+    assert states == dict.fromkeys(states, "success"), f"{states}\n{fleet.task_log_errors()}"
+    assert not figures.lost
+    assert figures.doubled == []
+    assert figures.peak <= RATE + BURST
+    assert figures.throttled <= 0.01 * len(figures.calls)
+    assert 0 < during <= RUNS * RATE / 4 * 1.15, "three processes, each at a quarter of the budget"
+    assert after >= 0.8 * RATE, "back on the shared budget"
+    assert len(logs) == RUNS
+    assert warned == [1] * RUNS, "one warning per process"
+    assert all(n >= 1 for n in back), back
