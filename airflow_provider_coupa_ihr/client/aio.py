@@ -10,10 +10,11 @@ hundreds, because a fresh pool (mostly its TLS context) is costly to start and t
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,8 +22,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow_provider_coupa_ihr.client import batch
 from airflow_provider_coupa_ihr.client import operations as ops
 from airflow_provider_coupa_ihr.client.auth import Token
+from airflow_provider_coupa_ihr.client.bodies import reader_for
 from airflow_provider_coupa_ihr.client.config import ClientConfig
-from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
+from airflow_provider_coupa_ihr.client.errors import CoupaError, CoupaTransportError, CoupaValidationError
 from airflow_provider_coupa_ihr.client.flow import (
     CallContext,
     Effect,
@@ -40,7 +42,7 @@ from airflow_provider_coupa_ihr.client.flow import (
     run_async,
 )
 from airflow_provider_coupa_ihr.client.limiter import TokenBucket
-from airflow_provider_coupa_ihr.client.paging import Walk
+from airflow_provider_coupa_ihr.client.paging import MATCHING_HINT, MAX_MATCHING_RECORDS, Walk
 from airflow_provider_coupa_ihr.client.records import RECORDS_PATH, RUNS_PATH
 from airflow_provider_coupa_ihr.client.resolution import ResolutionTarget, WaitState, resolved_state, state_from_pages
 from airflow_provider_coupa_ihr.client.tokens import TOKEN_CACHE, TokenCache, TokenKey
@@ -196,7 +198,7 @@ class AsyncCoupaClient:
 
     async def _handle(self, effect: Effect) -> Any:
         if isinstance(effect, Send):
-            return await self._send(effect.request)
+            return await self._send(effect.request, effect.timeout)
         if isinstance(effect, Sleep):
             await asyncio.sleep(effect.seconds)
             return None
@@ -205,22 +207,53 @@ class AsyncCoupaClient:
     async def _token(self, effect: GetToken) -> Token:
         if effect.refresh and effect.stale is not None:
             self._token_cache.invalidate(self._token_key, effect.stale)
-        return await self._token_cache.aget_or_fetch(self._token_key, lambda: self._run(fetch_token(self._ctx)))
+        fetch = self._token_cache.aget_or_fetch(
+            self._token_key, lambda: self._run(fetch_token(self._ctx, within=effect.timeout))
+        )
+        if effect.timeout is None:
+            return await fetch
+        try:
+            # Our own fetch ends in time by itself; this bounds the wait for another task's fetch too.
+            return await _within(effect.timeout, fetch)
+        except asyncio.TimeoutError:
+            raise CoupaTransportError(
+                [f"no token within the {effect.timeout:.1f} s the call had left"],
+                sent=None,
+                method="POST",
+                path=self.config.token_path,
+            ) from None
 
-    async def _send(self, request: HttpRequest) -> HttpResponse | TransportFailure:
+    async def _send(self, request: HttpRequest, timeout: float | None = None) -> HttpResponse | TransportFailure:
+        """One attempt, over by ``timeout`` seconds (its turn at the pool's gate included), however the server
+        trickles: the attempt is cancelled then."""
+        if timeout is None:
+            return await self._attempt(request)
+        try:
+            return await _within(timeout, self._attempt(request))
+        except asyncio.TimeoutError:
+            return TransportFailure(
+                f"no complete answer within the {timeout:.1f} s this attempt had (the call's time bound); the "
+                "server was still sending or had not answered",
+                True,
+            )
+
+    async def _attempt(self, request: HttpRequest) -> HttpResponse | TransportFailure:
         import httpx
 
         config = self.config
         try:
-            async with self._pool.gate:
-                response = await self.http.request(
+            async with (
+                self._pool.gate,
+                self.http.stream(
                     request.method,
                     request.url,
                     params=list(request.params) or None,
                     json=request.json_body,
                     data=dict(request.form) if request.form is not None else None,
                     headers=dict(request.headers),
-                )
+                ) as response,
+            ):
+                return await _read(response, config.max_response_bytes)
         except httpx.ConnectTimeout:
             return TransportFailure(f"connecting to {config.host} timed out after {config.connect_timeout:g} s", False)
         except (httpx.ConnectError, httpx.PoolTimeout) as exc:
@@ -229,7 +262,6 @@ class AsyncCoupaClient:
             return TransportFailure(f"no answer within the read timeout of {config.read_timeout:g} s", True)
         except httpx.TransportError as exc:
             return TransportFailure(f"connection failed: {type(exc).__name__}: {str(exc)[:200]}", None)
-        return HttpResponse(response.status_code, {k.lower(): v for k, v in response.headers.items()}, response.content)
 
     # ---------------------------------------------------------------------------------------- calls
     async def create_record(self, *, action: str = "create", **fields: Any) -> dict[str, Any]:
@@ -325,6 +357,8 @@ class AsyncCoupaClient:
         self, filters: Mapping[str, Any] | None, resolved: bool, exclude: Any, max_records: int | None
     ) -> list[dict[str, Any]]:
         walk = ops.matching_ids_walk(filters, resolved=resolved, max_records=max_records)
+        if max_records is None:
+            walk.refuse_beyond(MAX_MATCHING_RECORDS, hint=MATCHING_HINT)
         skip = ops.excluded_ids(exclude)
         ids = [i for i in [int(r["id"]) async for r in self.walk(walk)] if i not in skip]
         return [await (self.resolve(i) if resolved else self.unresolve(i)) for i in ids]
@@ -340,3 +374,24 @@ class AsyncCoupaClient:
         pages = [await self.perform(operation) for operation in target.poll_operations]
         state = state_from_pages(target, pages)
         return state if state is not None else resolved_state([r async for r in self.walk(target.resolved_walk(since))])
+
+
+async def _read(response: httpx.Response, max_response_bytes: int) -> HttpResponse:
+    """The answer's body, raw off the wire through a :class:`.bodies.BodyReader` (inflated and capped there)."""
+    headers = {k.lower(): v for k, v in response.headers.items()}
+    try:
+        reader = reader_for(response.status_code, headers, max_response_bytes)
+        async for chunk in response.aiter_raw():
+            if not reader.feed(chunk):
+                break  # an error answer, read as far as its message needs; the rest goes with the connection
+    except CoupaError as refused:
+        return HttpResponse(response.status_code, headers, b"", unreadable=refused)
+    return HttpResponse(response.status_code, headers, reader.body())
+
+
+async def _within(seconds: float, awaitable: Awaitable[T]) -> T:
+    """``await awaitable``, cancelled after ``seconds`` (``asyncio.TimeoutError``)."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - Python 3.10

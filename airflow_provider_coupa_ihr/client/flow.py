@@ -17,9 +17,12 @@ from typing import Any, TypeVar, cast
 
 from airflow_provider_coupa_ihr import __version__
 from airflow_provider_coupa_ihr.client.auth import Token, api_key_headers, parse_token_response, token_request_form
+from airflow_provider_coupa_ihr.client.bodies import ACCEPT_ENCODING
 from airflow_provider_coupa_ihr.client.config import ClientConfig
+from airflow_provider_coupa_ihr.client.deadlines import CallDeadline
 from airflow_provider_coupa_ihr.client.errors import (
     CoupaError,
+    CoupaRateLimitError,
     CoupaTransportError,
     error_from_response,
 )
@@ -67,11 +70,16 @@ class HttpRequest:
 
 @dataclass(frozen=True)
 class HttpResponse:
-    """What came back. ``headers`` keys are lower case."""
+    """What came back. ``headers`` keys are lower case; ``body`` is inflated (see :mod:`.bodies`).
+
+    ``unreadable``: why the driver would not read the body (bigger than ``max_response_bytes`` once inflated,
+    an encoding it cannot read); the call then fails with that error, whatever the status.
+    """
 
     status: int
     headers: Mapping[str, str]
     body: bytes
+    unreadable: CoupaError | None = None
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -88,9 +96,14 @@ class TransportFailure:
 # ------------------------------------------------------------------------------------------------ effects
 @dataclass(frozen=True)
 class Send:
-    """Put ``request`` on the wire; resume with :class:`HttpResponse` or :class:`TransportFailure`."""
+    """Put ``request`` on the wire; resume with :class:`HttpResponse` or :class:`TransportFailure`.
+
+    ``timeout``: the seconds the attempt may take to its answer's last byte (None: no bound but the transport's
+    timeouts). The driver ends the attempt then, with a :class:`TransportFailure`, however the server trickles.
+    """
 
     request: HttpRequest
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -102,10 +115,15 @@ class Sleep:
 
 @dataclass(frozen=True)
 class GetToken:
-    """Give me a valid bearer token; with ``refresh``, not ``stale`` (it was refused). Resume with a Token."""
+    """Give me a valid bearer token; with ``refresh``, not ``stale`` (it was refused). Resume with a Token.
+
+    ``timeout``: the seconds the calling flow has left; a token fetch made for it ends within them
+    (:func:`fetch_token`'s ``within``).
+    """
 
     refresh: bool = False
     stale: Token | None = None
+    timeout: float | None = None
 
 
 Effect = Send | Sleep | GetToken
@@ -165,15 +183,21 @@ class CallContext:
         return (*self.config.secrets(), *extra)
 
     def base_headers(self) -> dict[str, str]:
-        return {"Accept": "application/json", "User-Agent": USER_AGENT}
+        # Only what bodies.BodyReader inflates under its cap: the libraries would add br or zstd when installed.
+        return {"Accept": "application/json", "Accept-Encoding": ACCEPT_ENCODING, "User-Agent": USER_AGENT}
 
 
 # ------------------------------------------------------------------------------------------------ flows
-def fetch_token(ctx: CallContext) -> Flow[Token]:
-    """``POST /oauth2/token`` with client credentials, retrying what is transient; masks the token at once."""
+def fetch_token(ctx: CallContext, *, within: float | None = None) -> Flow[Token]:
+    """``POST /oauth2/token`` with client credentials, retrying what is transient; masks the token at once.
+
+    Bounded in time like any call (:class:`.deadlines.CallDeadline`), and by ``within`` seconds when fetched
+    for a call that has only that long left.
+    """
     config = ctx.config
     assert config.client_id is not None
     assert config.client_secret is not None
+    deadline = CallDeadline.start(config, ctx.clock, within=within)
     state = RetryState(config.retry, idempotent=True, auth_refreshable=False, clock=ctx.clock, rng=ctx.rng)
     request = HttpRequest(
         "POST",
@@ -182,9 +206,14 @@ def fetch_token(ctx: CallContext) -> Flow[Token]:
         headers=ctx.base_headers(),
     )
     while True:
+        timeout = deadline.attempt_timeout()
+        if timeout <= 0:
+            raise _out_of_time(deadline, "POST", config.token_path).with_attempts(state.attempts)
         sent_at = ctx.clock()
-        outcome = yield Send(request)
+        outcome = yield Send(request, timeout)
         if isinstance(outcome, HttpResponse):
+            if outcome.unreadable is not None:
+                raise _unreadable(outcome, "POST", config.token_path).with_attempts(state.attempts + 1)
             retry_after = parse_retry_after(outcome.header("retry-after"))
             try:
                 return parse_token_response(
@@ -211,13 +240,22 @@ def fetch_token(ctx: CallContext) -> Flow[Token]:
             )
         if step.stop:
             raise error.with_attempts(state.attempts, step.reason)
+        if not deadline.may_retry_after(step.delay):
+            raise error.with_attempts(state.attempts, _no_time_for_retry(deadline, step.delay))
         log.warning("Coupa token request: %s", step.reason)
         yield Sleep(step.delay)
 
 
-def call(ctx: CallContext, op: Operation) -> Flow[Any]:
-    """Perform ``op``: the parsed JSON answer (snake_case keys unless ``op.raw``), or a :class:`CoupaError`."""
+def call(ctx: CallContext, op: Operation, *, within: float | None = None) -> Flow[Any]:
+    """Perform ``op``: the parsed JSON answer (snake_case keys unless ``op.raw``), or a :class:`CoupaError`.
+
+    The whole call (token, throttle, attempts, retries) ends within ``max_elapsed + read_timeout`` of its start
+    (:class:`.deadlines.CallDeadline`), or within ``within`` seconds (the look-up a create makes before
+    re-sending shares what is left of the create's bound).
+    """
     config = ctx.config
+    deadline = CallDeadline.start(config, ctx.clock, within=within)
+    path = f"/api{op.path}"
     state = RetryState(
         config.retry, idempotent=op.idempotent, auth_refreshable=not config.uses_api_key, clock=ctx.clock, rng=ctx.rng
     )
@@ -230,17 +268,24 @@ def call(ctx: CallContext, op: Operation) -> Flow[Any]:
         if config.api_key is not None:
             headers.update(api_key_headers(config.api_key))
         else:
-            token = yield GetToken(refresh=refresh, stale=token if refresh else None)
+            token = yield GetToken(refresh=refresh, stale=token if refresh else None, timeout=deadline.left())
             headers["Authorization"] = f"Bearer {token.value}"
             refresh = False
         if ctx.throttle is not None:
             wait = ctx.throttle.reserve()
             if wait > 0:
+                if not deadline.may_throttle(wait):
+                    raise _throttled_past(deadline, wait, config, op.method, path).with_attempts(state.attempts)
                 yield Sleep(wait)
+        timeout = deadline.attempt_timeout()
+        if timeout <= 0:
+            raise _out_of_time(deadline, op.method, path).with_attempts(state.attempts)
         sent_at = ctx.clock()
-        outcome = yield Send(HttpRequest(op.method, url, op.params, op.body, headers=headers))
+        outcome = yield Send(HttpRequest(op.method, url, op.params, op.body, headers=headers), timeout)
         in_flight = max(0.0, ctx.clock() - sent_at)
         if isinstance(outcome, HttpResponse):
+            if outcome.unreadable is not None:
+                raise _unreadable(outcome, op.method, path).with_attempts(state.attempts + 1)
             if 200 <= outcome.status < 300:
                 return _parse_success(outcome, op, ctx, token)
             step = state.after_response(
@@ -272,11 +317,13 @@ def call(ctx: CallContext, op: Operation) -> Flow[Any]:
             log.info("Coupa answered 401 to %s /api%s; fetching a new token once", op.method, op.path)
             refresh = True
             continue
+        if not deadline.may_retry_after(step.delay):
+            raise error.with_attempts(state.attempts, _no_time_for_retry(deadline, step.delay))
         log.warning("Coupa %s /api%s: %s", op.method, op.path, step.reason)
         if step.delay > 0:
             yield Sleep(step.delay)
         if step.action is Action.VERIFY_THEN_RETRY and op.verify is not None:
-            found = op.verify.pick((yield from call(ctx, op.verify.query())) or [])
+            found = op.verify.pick((yield from call(ctx, op.verify.query(), within=deadline.left())) or [])
             if found is not None:
                 log.info(
                     "Coupa %s /api%s had landed before its answer was lost: adopting id %s",
@@ -306,6 +353,45 @@ def _parse_success(response: HttpResponse, op: Operation, ctx: CallContext, toke
             "check that the connection's host is the Coupa instance URL",
         ) from None
     return value
+
+
+def _unreadable(response: HttpResponse, method: str, path: str) -> CoupaError:
+    """The call's error for an answer the driver would not read (see :mod:`.bodies`): final, not retried."""
+    refused = response.unreadable
+    assert refused is not None
+    return CoupaError(refused.messages, status=response.status, hint=refused.hint, method=method, path=path)
+
+
+def _out_of_time(deadline: CallDeadline, method: str, path: str) -> CoupaTransportError:
+    return CoupaTransportError(
+        [f"no time left for another attempt within the call's bound of {deadline.seconds:g} s"],
+        sent=False,
+        method=method,
+        path=path,
+        hint="A call ends within retry.max_elapsed plus one read_timeout (less inside a time limit such as a "
+        "notifier's timeout); Coupa or the network was too slow for that this time.",
+    )
+
+
+def _no_time_for_retry(deadline: CallDeadline, delay: float) -> str:
+    return f"waiting {delay:.1f} s more would pass the call's bound of {deadline.seconds:g} s"
+
+
+def _throttled_past(
+    deadline: CallDeadline, wait: float, config: ClientConfig, method: str, path: str
+) -> CoupaRateLimitError:
+    return CoupaRateLimitError(
+        [
+            f"the client's own rate limit ({config.rate_limit:g} requests per second, shared by every client of "
+            f"this Coupa instance in the process) would hold this request {wait:.1f} s, past the call's bound of "
+            f"{deadline.seconds:g} s"
+        ],
+        status=None,
+        method=method,
+        path=path,
+        hint="Too many calls share the rate limit at once: run fewer tasks against this instance at a time, or "
+        "give calls a longer retry.max_elapsed.",
+    )
 
 
 def _redirect_hint(location: str | None) -> str:

@@ -4,20 +4,37 @@ Coupa pages by ``limit`` (at most 50) and ``offset`` and gives no total count. :
 limits and offsets; :class:`Walk` turns a query into the request for each next page (by key on ``id`` when it
 can, by offset otherwise) and takes each answered page. The clients loop: ``while (op := walk.next_operation())
 is not None: yield from walk.take(perform(op))``.
+
+A walk always ends, whatever the server does: :meth:`Walk.take` checks each page against the last, and a server
+(or a proxy before it) that ignores ``id[gt]``, ``offset`` or the order ends the walk with a
+:class:`~.errors.CoupaError` naming the cause, at the first page that shows it. Without the checks such a server
+makes the walk loop forever (the same page again) or skip records silently (ids out of order).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
-from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
+from airflow_provider_coupa_ihr.client.answers import page_records, record_id
+from airflow_provider_coupa_ihr.client.errors import CoupaError, CoupaValidationError
 from airflow_provider_coupa_ihr.client.flow import Operation
 from airflow_provider_coupa_ihr.client.query import PAGE_SIZE, build_index_params
 from airflow_provider_coupa_ihr.client.records import FIELDS_BY_PATH
 from airflow_provider_coupa_ihr.client.values import parse_id, whole_number
 
-__all__ = ["Pager", "Walk"]
+__all__ = ["MATCHING_HINT", "MAX_MATCHING_RECORDS", "Pager", "Walk"]
+
+#: Resolving or unresolving by filter changes at most this many records unless the caller sets ``max_records``:
+#: above it the verb refuses before changing anything, since a filter that broad is more likely a mistake (a
+#: typo'd or empty filter matches every record) than a plan.
+MAX_MATCHING_RECORDS = 10_000
+#: What the error says when more than :data:`MAX_MATCHING_RECORDS` match.
+MATCHING_HINT = (
+    f"Nothing was changed: resolving or unresolving by filter stops above {MAX_MATCHING_RECORDS:,} matching records "
+    "unless max_records says how many to change. Narrow the filters, or pass max_records=N to change the first N "
+    "by id."
+)
 
 _T = TypeVar("_T")
 
@@ -132,6 +149,10 @@ class Walk:
         self.fields = fields
         self.filters = filters
         self.pager = Pager(max_records=max_records)
+        #: Offset paging: the ids (or the records, without ids) of the last full page, to tell a repeat.
+        self._last_page: tuple[Any, ...] | None = None
+        self._refuse_beyond: int | None = None
+        self._refusal_hint: str | None = None
         # Validate everything once, up front: a bad filter fails before the first request.
         self._base = build_index_params(
             filters,
@@ -160,9 +181,70 @@ class Walk:
             params += self.pager.params()
         return Operation("GET", self.path, tuple(params))
 
-    def take(self, page: Sequence[dict[str, Any]] | None) -> list[dict[str, Any]]:
-        """The records of one answered page; advances the walk."""
-        kept = self.pager.take(list(page or []))
-        if kept and self.by_key:
-            self.last_id = int(kept[-1]["id"])
+    def refuse_beyond(self, count: int, *, hint: str | None = None) -> None:
+        """End the walk with a :class:`~.errors.CoupaError` as soon as more than ``count`` records match, instead
+        of returning them: for callers that collect every record before acting on any (one extra record is
+        fetched to tell). Call before the first page."""
+        self.pager = Pager(max_records=count + 1)
+        self._refuse_beyond = count
+        self._refusal_hint = hint
+
+    def take(self, page: Any) -> list[dict[str, Any]]:
+        """The records of one answered page; advances the walk.
+
+        Raises :class:`~.errors.CoupaError` for a page that is not a list of records, a record without a usable
+        id (when paging by key; :mod:`.answers` says so), and a page that shows the server ignores the paging
+        (see the module docstring).
+        """
+        kept = self.pager.take(page_records(page, f"GET /api{self.path}"))
+        if self.by_key:
+            self._check_keys(kept)
+        elif len(kept) == self.pager.page_size:
+            self._check_offset(kept)
+        if self._refuse_beyond is not None and self.pager.received > self._refuse_beyond:
+            self._fail(f"more than {self._refuse_beyond:,} records match; refusing to go on", self._refusal_hint)
         return kept
+
+    def _check_keys(self, kept: list[dict[str, Any]]) -> None:
+        """Ids must come strictly after the last one seen, in the walk's order: else the server ignores
+        ``id[gt]``/``id[lt]`` (the walk would never end) or the order (records would be skipped)."""
+        previous = self.last_id
+        for record in kept:
+            this = record_id(record, f"GET /api{self.path}")
+            if previous is not None and (this <= previous if not self.descending else this >= previous):
+                if record is kept[0] and previous == self.last_id:
+                    self._fail(
+                        f"the next page did not advance: it starts at id {this}, not "
+                        f"{'after' if not self.descending else 'before'} the last id seen ({previous}); the server "
+                        f"ignores the id[{'lt' if self.descending else 'gt'}] paging filter, so the walk would "
+                        "never end"
+                    )
+                what = "repeated" if this == previous else "out of order"
+                self._fail(
+                    f"ids came back {what}: id {this} after id {previous} in a walk ordered by id "
+                    f"{'descending' if self.descending else 'ascending'}; the server ignores the order asked "
+                    "for, so records would be skipped or repeated"
+                )
+            previous = this
+        self.last_id = previous
+
+    def _check_offset(self, kept: list[dict[str, Any]]) -> None:
+        """A full page equal to the one before it means the server ignores ``offset``: the walk would never end."""
+        ids = tuple(record.get("id") for record in kept)
+        fingerprint = ids if all(i is not None for i in ids) else tuple(repr(r) for r in kept)
+        if fingerprint == self._last_page:
+            self._fail(
+                f"the page at offset {self.pager.offset - len(kept)} is the page before it again; the server "
+                "ignores the offset paging parameter, so the walk would never end"
+            )
+        self._last_page = fingerprint
+
+    def _fail(self, message: str, hint: str | None = None) -> NoReturn:
+        raise CoupaError(
+            [message],
+            method="GET",
+            path=f"/api{self.path}",
+            hint=hint
+            or "Coupa pages as the client asks; a proxy or gateway between them that drops or rewrites query "
+            "parameters, or a server that is not Coupa, answers like this. Check the connection's host.",
+        )

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_coupa_ihr.client import batch
 from airflow_provider_coupa_ihr.client import operations as ops
 from airflow_provider_coupa_ihr.client.auth import Token
+from airflow_provider_coupa_ihr.client.bodies import READ_CHUNK, reader_for
 from airflow_provider_coupa_ihr.client.config import ClientConfig
 from airflow_provider_coupa_ihr.client.errors import CoupaError, CoupaValidationError
 from airflow_provider_coupa_ihr.client.flow import (
@@ -39,7 +40,7 @@ from airflow_provider_coupa_ihr.client.flow import (
     run_sync,
 )
 from airflow_provider_coupa_ihr.client.limiter import TokenBucket
-from airflow_provider_coupa_ihr.client.paging import Walk
+from airflow_provider_coupa_ihr.client.paging import MATCHING_HINT, MAX_MATCHING_RECORDS, Walk
 from airflow_provider_coupa_ihr.client.payloads import build_payload
 from airflow_provider_coupa_ihr.client.records import ERRORS_PATH, INTEGRATIONS_PATH, RECORDS_PATH, RUNS_PATH
 from airflow_provider_coupa_ihr.client.resolution import ResolutionTarget, WaitState, resolved_state, state_from_pages
@@ -61,6 +62,8 @@ class CoupaClient:
       bounded by ``config.retry``; a create whose answer was lost is looked up before it is sent again.
     - A process-wide throttle under Coupa's 25 requests per second (``config.rate_limit``).
     - One pooled session; default timeouts; no redirects followed (credentials stay on the instance's host).
+    - Bounded: a call ends within ``retry.max_elapsed`` plus one ``read_timeout`` (:mod:`.deadlines`), however
+      slowly the server answers; an answer is read in at most ``max_response_bytes`` once inflated (:mod:`.bodies`).
 
     Method arguments use Python names (``document_type=``); the wire uses Coupa's dash-case; answers come back
     with snake_case keys.
@@ -80,6 +83,7 @@ class CoupaClient:
         self.config = config
         self._own_session = session is None
         self.session = session or requests.Session()
+        _read_until_deadlines(self.session, config)
         self._proxies, self._verify = _environment_settings(config, self.session)
         self._token_cache = token_cache
         self._ctx = CallContext.for_client(config, throttle=throttle, mask_secret=mask_secret)
@@ -107,7 +111,7 @@ class CoupaClient:
 
     def _handle(self, effect: Effect) -> Any:
         if isinstance(effect, Send):
-            return self._send(effect.request)
+            return self._send(effect.request, effect.timeout)
         if isinstance(effect, Sleep):
             time.sleep(effect.seconds)
             return None
@@ -116,36 +120,79 @@ class CoupaClient:
     def _token(self, effect: GetToken) -> Token:
         if effect.refresh and effect.stale is not None:
             self._token_cache.invalidate(self._token_key, effect.stale)
-        return self._token_cache.get_or_fetch(self._token_key, lambda: run_sync(fetch_token(self._ctx), self._handle))
+        return self._token_cache.get_or_fetch(
+            self._token_key, lambda: run_sync(fetch_token(self._ctx, within=effect.timeout), self._handle)
+        )
 
-    def _send(self, request: HttpRequest) -> HttpResponse | TransportFailure:
+    def _send(self, request: HttpRequest, timeout: float | None = None) -> HttpResponse | TransportFailure:
+        """One attempt, over by ``timeout`` seconds (:mod:`.timed_reads` cuts every socket read to it)."""
         import requests
 
+        from airflow_provider_coupa_ihr.client.timed_reads import deadline_passed, reads_until
+
         config = self.config
+        connect, read = config.connect_timeout, config.read_timeout
+        deadline = None
+        if timeout is not None:
+            deadline = time.monotonic() + timeout
+            connect, read = min(connect, timeout), min(read, timeout)
+        with reads_until(deadline):
+            try:
+                response = self.session.request(
+                    request.method,
+                    request.url,
+                    params=list(request.params) or None,
+                    json=request.json_body,
+                    data=request.form,
+                    headers=dict(request.headers),
+                    timeout=(connect, read),
+                    allow_redirects=False,
+                    verify=self._verify,
+                    proxies=self._proxies,
+                    stream=True,
+                )
+            except requests.exceptions.ConnectTimeout:
+                return TransportFailure(f"connecting to {config.host} timed out after {connect:g} s", False)
+            except requests.exceptions.ReadTimeout:
+                if deadline_passed(deadline):
+                    return _past_deadline(timeout)
+                return TransportFailure(f"no answer within the read timeout of {read:g} s", True)
+            except requests.exceptions.SSLError as exc:
+                return TransportFailure(f"TLS failed: {_reason(exc)}", False)
+            except requests.exceptions.ConnectionError as exc:
+                if deadline_passed(deadline):
+                    return _past_deadline(timeout)
+                return TransportFailure(f"connection failed: {_reason(exc)}", _was_sent(exc))
+            except requests.exceptions.RequestException as exc:
+                return TransportFailure(f"request failed: {_reason(exc)}", None)
+            try:
+                return self._read(response, deadline, timeout)
+            finally:
+                response.close()  # after a whole body the connection is back in the pool already
+
+    def _read(
+        self, response: requests.Response, deadline: float | None, timeout: float | None
+    ) -> HttpResponse | TransportFailure:
+        """The answer's body, raw off the wire through a :class:`.bodies.BodyReader` (inflated and capped there)."""
+        import urllib3
+
+        from airflow_provider_coupa_ihr.client.timed_reads import deadline_passed
+
+        headers = {k.lower(): v for k, v in response.headers.items()}
         try:
-            response = self.session.request(
-                request.method,
-                request.url,
-                params=list(request.params) or None,
-                json=request.json_body,
-                data=request.form,
-                headers=dict(request.headers),
-                timeout=(config.connect_timeout, config.read_timeout),
-                allow_redirects=False,
-                verify=self._verify,
-                proxies=self._proxies,
-            )
-        except requests.exceptions.ConnectTimeout:
-            return TransportFailure(f"connecting to {config.host} timed out after {config.connect_timeout:g} s", False)
-        except requests.exceptions.ReadTimeout:
-            return TransportFailure(f"no answer within the read timeout of {config.read_timeout:g} s", True)
-        except requests.exceptions.SSLError as exc:
-            return TransportFailure(f"TLS failed: {_reason(exc)}", False)
-        except requests.exceptions.ConnectionError as exc:
-            return TransportFailure(f"connection failed: {_reason(exc)}", _was_sent(exc))
-        except requests.exceptions.RequestException as exc:
-            return TransportFailure(f"request failed: {_reason(exc)}", None)
-        return HttpResponse(response.status_code, {k.lower(): v for k, v in response.headers.items()}, response.content)
+            reader = reader_for(response.status_code, headers, self.config.max_response_bytes)
+            for chunk in response.raw.stream(READ_CHUNK, decode_content=False):
+                if not reader.feed(chunk):
+                    break  # an error answer, read as far as its message needs
+                if deadline_passed(deadline):
+                    return _past_deadline(timeout)
+        except CoupaError as refused:
+            return HttpResponse(response.status_code, headers, b"", unreadable=refused)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if deadline_passed(deadline):
+                return _past_deadline(timeout)
+            return TransportFailure(f"the answer was cut off: {_reason(exc)}", True)
+        return HttpResponse(response.status_code, headers, reader.body())
 
     # ---------------------------------------------------------------------------------------- records
     def create_record(self, *, action: str = "create", **fields: Any) -> dict[str, Any]:
@@ -232,6 +279,8 @@ class CoupaClient:
         self, filters: Mapping[str, Any] | None, resolved: bool, exclude: Any, max_records: int | None
     ) -> list[dict[str, Any]]:
         walk = ops.matching_ids_walk(filters, resolved=resolved, max_records=max_records)
+        if max_records is None:
+            walk.refuse_beyond(MAX_MATCHING_RECORDS, hint=MATCHING_HINT)
         skip = ops.excluded_ids(exclude)
         ids = [i for i in (int(r["id"]) for r in self.walk(walk)) if i not in skip]
         return [self.resolve(i) if resolved else self.unresolve(i) for i in ids]
@@ -444,6 +493,28 @@ class _BatchWriter(CoupaClient):
         if self._witness is not None and isinstance(effect, Send):
             self._witness.saw(effect.request, result)
         return result
+
+
+def _past_deadline(timeout: float | None) -> TransportFailure:
+    """The attempt outlived its bound (a slow or trickling answer): the request may have been acted on."""
+    return TransportFailure(
+        f"no complete answer within the {timeout or 0:.1f} s this attempt had (the call's time bound); the server "
+        "was still sending or had not answered",
+        True,
+    )
+
+
+def _read_until_deadlines(session: requests.Session, config: ClientConfig) -> None:
+    """Mount a :class:`.timed_reads.DeadlineAdapter` for the instance's URLs, unless the session's adapter there
+    is one of the caller's own (then each attempt is bounded by the read timeout and the checks between body
+    chunks only)."""
+    from requests.adapters import HTTPAdapter
+
+    from airflow_provider_coupa_ihr.client.timed_reads import DeadlineAdapter
+
+    prefix = f"{config.base_url}/"
+    if type(session.get_adapter(prefix)) is HTTPAdapter:
+        session.mount(prefix, DeadlineAdapter())
 
 
 def _environment_settings(config: ClientConfig, session: requests.Session) -> tuple[dict[str, str], bool | str]:
