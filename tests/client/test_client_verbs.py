@@ -16,7 +16,7 @@ import pytest
 from airflow_provider_coupa_ihr.client import batch
 from airflow_provider_coupa_ihr.client.aio import AsyncCoupaClient
 from airflow_provider_coupa_ihr.client.config import ClientConfig
-from airflow_provider_coupa_ihr.client.errors import CoupaConfigError, CoupaValidationError
+from airflow_provider_coupa_ihr.client.errors import CoupaConfigError, CoupaError, CoupaValidationError
 from airflow_provider_coupa_ihr.client.resolution import ResolutionTarget, WaitState
 from airflow_provider_coupa_ihr.client.retry import RetryPolicy
 from airflow_provider_coupa_ihr.client.sync import CoupaClient
@@ -262,6 +262,136 @@ def test_find_existing_records_asks_fifty_document_ids_at_a_time(client: CoupaCl
     items = [record(document_id=i) for i in range(1, 121)]
     assert client.find_existing_records(items, time.time() - 5) == {}
     assert len(api_calls(coupa_emulator, "GET", IHR)) == 3
+
+
+def client_with(coupa: CoupaEmulator, attempts: int) -> CoupaClient:
+    retry = RetryPolicy(max_attempts=attempts, backoff_base=0.01, backoff_cap=0.05, token_settle=0)
+    return CoupaClient(config_for(coupa, retry=retry, read_timeout=0.3), token_cache=TokenCache())
+
+
+def test_a_retry_lookup_goes_on_past_a_chunk_whose_query_fails_and_can_ask_again_for_it(
+    coupa_emulator: CoupaEmulator,
+):
+    """Issue 12 item 8: one chunk of 50 documents failing its lookup leaves the other chunks' answers standing."""
+    since = time.time() - 5
+    items = [record(document_id=i, status="Success") for i in range(1, 121)]  # chunks: 1-50, 51-100, 101-120
+    written = (3, 60, 110)
+    with client_with(coupa_emulator, attempts=2) as client:
+        for document_id in written:
+            client.create_record(**items[document_id - 1])
+        # Both attempts of the first chunk's query fail; the other two chunks answer.
+        coupa_emulator.faults.add(Fault("status", status=503, count=2, methods=("GET",), path_contains=IHR))
+        earlier = client.look_up_earlier_writes(items, since)
+        assert (earlier.chunks, earlier.chunks_failed) == (3, 1)
+        assert sorted(earlier.not_looked_up) == list(range(50))
+        assert all("503" in why for why in earlier.not_looked_up.values())
+        assert earlier.found == {59: 2, 109: 3}
+        assert earlier.missing == tuple(i for i in range(50, 120) if i not in (59, 109))
+        assert [o["status"] for o in earlier.unchecked()] == ["not_looked_up"] * 50
+        assert earlier.unchecked()[0]["error"].startswith("lookup failed, not written: ")
+        assert earlier.unchecked()[0]["retryable"] is True
+        # Asking again for the chunk that failed finds what the whole lookup would have, in one query.
+        before = len(api_calls(coupa_emulator, "GET", IHR))
+        again = client.look_up_earlier_writes(items, since, among=earlier.not_looked_up.keys())
+        assert (again.found, again.not_looked_up, again.chunks) == ({2: 1}, {}, 1)
+        assert again.missing == tuple(i for i in range(50) if i != 2)
+        assert len(api_calls(coupa_emulator, "GET", IHR)) == before + 1
+        # The all-or-nothing lookup still raises on a failed chunk, as it did.
+        coupa_emulator.faults.add(Fault("status", status=503, count=2, methods=("GET",), path_contains=IHR))
+        with pytest.raises(CoupaError, match="503"):
+            client.find_existing_records(items, since)
+
+
+@pytest.mark.parametrize(
+    ("fault", "attempts", "status", "retryable", "landed"),
+    [
+        # Coupa refused it, or it never reached Coupa: surely not written.
+        (Fault("status", status=400, methods=("POST",)), 1, "failed", False, False),
+        (Fault("status", status=503, methods=("POST",)), 1, "failed", True, False),
+        (Fault("storm", status=429, methods=("POST",)), 1, "failed", True, False),
+        # Coupa may have acted before the answer was lost: the outcome is unknown, whether it landed or not.
+        (Fault("drop_after", methods=("POST",)), 1, "unknown", True, True),
+        (Fault("drop_before", methods=("POST",)), 1, "unknown", True, False),  # the client cannot tell a reset
+        (Fault("status", status=500, methods=("POST",)), 1, "unknown", True, False),
+        (Fault("status", status=502, methods=("POST",)), 1, "unknown", True, False),
+        (Fault("status", status=504, methods=("POST",)), 1, "unknown", True, False),
+        (Fault("latency", seconds=0.4, methods=("POST",)), 1, "unknown", True, True),  # landed after the client gave up
+        # The answer was lost and the client's own lookup failed too (a GET's error): still unknown.
+        (Fault("drop_after", methods=("POST",)), 2, "unknown", True, True),
+    ],
+)
+def test_a_failed_create_in_a_batch_says_whether_it_may_have_landed(
+    coupa_emulator: CoupaEmulator, fault: Fault, attempts: int, status: str, retryable: bool, landed: bool
+):
+    """Issue 12 item 8: "failed" only when the record is surely not in Coupa; "unknown" when it may be."""
+    fault.count = 1
+    coupa_emulator.faults.add(fault)
+    if attempts == 2:  # the lookup after the lost answer fails on both its attempts
+        coupa_emulator.faults.add(Fault("status", status=503, count=2, methods=("GET",), path_contains=IHR))
+    with client_with(coupa_emulator, attempts=attempts) as client:
+        planned = client.plan_records([{"document_id": 7}, {"document_id": 8}], defaults=record())
+        first, second = client.create_records(planned, max_workers=1)
+    time.sleep(0.2)  # a stalled create lands on the server after the client gave up
+    assert (first["status"], first["retryable"], first["id"]) == (status, retryable, None)
+    assert second["status"] == "created"  # the fault hit once; the next write went through
+    stored = sorted(int(r["document-id"]) for r in coupa_emulator.records())
+    assert stored == ([7, 8] if landed else [8])
+
+
+def test_the_batch_reads_server_errors_as_the_retry_rules_do():
+    """A create attempt "may have acted" exactly when the retry rules would look before re-sending it."""
+    import random
+
+    from airflow_provider_coupa_ihr.client.flow import HttpRequest, HttpResponse, TransportFailure
+    from airflow_provider_coupa_ihr.client.retry import Action, decide_retry
+
+    policy = RetryPolicy(max_attempts=3)
+    post = HttpRequest("POST", "https://coupa.example/api/integration_history_records")
+    for status in sorted(policy.retry_statuses):
+        witness = batch.LandingWitness("https://coupa.example/api")
+        witness.saw(post, HttpResponse(status, {}, b""))
+        step = decide_retry(policy, attempts=1, elapsed=0, rng=random.Random(1), status=status, idempotent=False)
+        assert witness.may_have_landed == (step.action is Action.VERIFY_THEN_RETRY), status
+    for sent in (True, None, False):
+        witness = batch.LandingWitness("https://coupa.example/api")
+        witness.saw(post, TransportFailure("lost", sent))
+        step = decide_retry(
+            policy, attempts=1, elapsed=0, rng=random.Random(1), transport_error=True, sent=sent, idempotent=False
+        )
+        assert witness.may_have_landed == (step.action is Action.VERIFY_THEN_RETRY), sent
+    # The lookup answering closes the question (the call then adopts what it found, or sends again); a token
+    # request does not.
+    witness = batch.LandingWitness("https://coupa.example/api")
+    witness.saw(post, TransportFailure("lost", True))
+    witness.saw(HttpRequest("POST", "https://coupa.example/oauth2/token"), HttpResponse(200, {}, b"{}"))
+    assert witness.may_have_landed
+    witness.saw(HttpRequest("GET", post.url), HttpResponse(200, {}, b"[]"))
+    assert not witness.may_have_landed
+
+
+def test_a_batch_summary_counts_every_status_and_quotes_examples_of_each_problem():
+    outcomes = [
+        {"index": 0, "status": "created", "id": 1},
+        {"index": 1, "status": "already_present", "id": 2},
+        {"index": 2, "status": "failed", "id": None, "error": "Coupa answered 400 Bad Request."},
+        {"index": 3, "status": "unknown", "id": None, "error": "No answer from Coupa."},
+        {"index": 4, "status": "not_looked_up", "id": None, "error": "lookup failed, not written: 503."},
+    ]
+    assert batch.count_outcomes(outcomes) == {
+        "created": 1,
+        "already_present": 1,
+        "failed": 1,
+        "unknown": 1,
+        "not_looked_up": 1,
+    }
+    text = batch.describe_outcomes(outcomes)
+    assert text.startswith("5 items: 1 created, 1 already present, 1 failed (not written: ")
+    assert "1 outcome unknown (may have landed" in text
+    assert "1 not looked up (" in text
+    assert "First failed: item 2: Coupa answered 400" in text
+    assert "First unknown: item 3: No answer from Coupa." in text
+    assert "First not looked up: item 4: lookup failed" in text
+    assert batch.describe_outcomes(outcomes[:2]) == "2 items: 1 created, 1 already present."
 
 
 # ---------------------------------------------------------------------------------------------- resolution

@@ -310,6 +310,7 @@ def test_the_bulk_operator_under_the_fault_mix_writes_each_record_once(
         f"tokens issued {coupa.tokens_issued}"
     )
     assert (result["created"], result["failed"]) == (count, 0)
+    assert (result["unknown"], result["not_looked_up"]) == (0, 0)
     stored = collections.Counter(r["external-id"] for r in coupa.records())
     assert stored == collections.Counter(f"RELI-{1000 + i:05d}" for i in range(count))  # each exactly once
     ids = {r["external-id"]: r["id"] for r in coupa.records()}
