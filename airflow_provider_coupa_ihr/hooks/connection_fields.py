@@ -161,6 +161,9 @@ def config_from_connection(
     from airflow_provider_coupa_ihr.client.config import ClientConfig
     from airflow_provider_coupa_ihr.client.errors import CoupaConfigError
     from airflow_provider_coupa_ihr.client.retry import RetryPolicy
+    from airflow_provider_coupa_ihr.client.values import quoted
+
+    secret_names = {f.name for f in CONN_FIELDS if f.secret}
 
     def bad(field: str, message: str) -> CoupaConfigError:
         return CoupaConfigError(f"Coupa connection {conn_id!r}: {field} {message}")
@@ -169,7 +172,7 @@ def config_from_connection(
     known = {f.name for f in CONN_FIELDS} | {f"extra__{CONN_TYPE}__{f.name}" for f in CONN_FIELDS}
     unknown = sorted(k for k in extra if k not in known)
     if unknown:
-        raise bad("extra", f"has unknown key(s) {unknown}; known: {', '.join(f.name for f in CONN_FIELDS)}")
+        raise bad("extra", f"has unknown key(s) {quoted(unknown)}; known: {', '.join(f.name for f in CONN_FIELDS)}")
 
     def number(name: str, *, whole: bool = False, allow_zero: bool = False) -> Any:
         value = read_extra(extra, name)
@@ -177,18 +180,20 @@ def config_from_connection(
             return None
         try:
             parsed = float(value) if not isinstance(value, bool) else float("nan")
-        except (TypeError, ValueError):
-            raise bad(name, f"must be a number, got {value!r}") from None
+        except (TypeError, ValueError, OverflowError):
+            raise bad(name, f"must be a number, got {quoted(value)}") from None
         too_small = parsed < 0 or (parsed == 0 and not allow_zero)
         if not math.isfinite(parsed) or too_small or (whole and parsed != int(parsed)):
             kind = "whole number" if whole else "number"
-            raise bad(name, f"must be a positive {kind}, got {value!r}")
+            raise bad(name, f"must be a positive {kind}, got {quoted(value)}")
         return int(parsed) if whole else parsed
 
     def text(name: str) -> str | None:
         value = read_extra(extra, name)
         if value is not None and not isinstance(value, str):
-            raise bad(name, f"must be text, got {value!r}")
+            # A secret's value is never quoted, not even when it is a number typed without quotes in the JSON.
+            shown = "(its value is not shown: it is a secret)" if name in secret_names else quoted(value)
+            raise bad(name, f"must be text, got a {type(value).__name__} {shown}")
         return value.strip() if isinstance(value, str) else None
 
     kwargs: dict[str, Any] = {}
@@ -201,7 +206,7 @@ def config_from_connection(
         if isinstance(scopes, str):
             scopes = scopes.replace(",", " ").split()
         if not isinstance(scopes, (list, tuple)) or not scopes or not all(isinstance(s, str) for s in scopes):
-            raise bad("scopes", f"must be space-separated scope names, got {scopes!r}")
+            raise bad("scopes", f"must be space-separated scope names, got {quoted(scopes)}")
         kwargs["scopes"] = tuple(scopes)
     for name in ("token_path", "api_key"):
         if (value := text(name)) is not None:
@@ -221,18 +226,19 @@ def config_from_connection(
         if isinstance(verify, str) and verify.strip().lower() in ("true", "false", "yes", "no", "1", "0"):
             verify = verify.strip().lower() in ("true", "yes", "1")
         if not isinstance(verify, (bool, str)):
-            raise bad("verify", f"must be true, false or a CA bundle path, got {verify!r}")
+            raise bad("verify", f"must be true, false or a CA bundle path, got {quoted(verify)}")
         kwargs["verify"] = verify
     if (proxy := text("proxy")) is not None:
         if "://" not in proxy:
-            raise bad("proxy", f"must be a URL such as http://proxy:3128, got {proxy!r}")
+            # Not quoted: a proxy written without its scheme may still carry its user and password.
+            raise bad("proxy", "must be a URL such as http://proxy:3128 (the value given has no scheme)")
         kwargs["proxies"] = {"https": proxy, "http": proxy}
     types = read_extra(extra, "extra_document_types")
     if types is not None:
         if isinstance(types, str):
             types = [t.strip() for t in types.split(",") if t.strip()]
         if not isinstance(types, (list, tuple)) or not all(isinstance(t, str) for t in types):
-            raise bad("extra_document_types", f"must be a comma-separated list of names, got {types!r}")
+            raise bad("extra_document_types", f"must be a comma-separated list of names, got {quoted(types)}")
         kwargs["extra_document_types"] = tuple(types)
     try:
         return ClientConfig(base_url=host or "", client_id=login or None, client_secret=password or None, **kwargs)

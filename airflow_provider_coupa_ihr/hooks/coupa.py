@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 
+from airflow_provider_coupa_ihr.client.responses import redact, secret_spellings
 from airflow_provider_coupa_ihr.hooks.connection_fields import (
     CONN_FIELDS,
     CONN_TYPE,
@@ -28,7 +29,33 @@ if TYPE_CHECKING:
     from airflow_provider_coupa_ihr.client.resolution import ResolutionTarget, WaitState
     from airflow_provider_coupa_ihr.client.sync import CoupaClient
 
-__all__ = ["CoupaHook"]
+__all__ = ["CoupaHook", "mask_every_spelling", "without_secrets"]
+
+
+def mask_every_spelling(secret: str, *, user: str | None = None) -> None:
+    """Give Airflow's masker every spelling of ``secret`` (:func:`~..client.responses.secret_spellings`: raw,
+    URL-encoded, JSON- and ``repr``-escaped, base64, and with ``user`` the HTTP Basic ``user:secret``), so a task
+    log line quoting it in any of them is masked. The client calls this with each token it receives."""
+    if isinstance(secret, str) and secret:
+        mask_secret(secret)
+        # The other spellings in one call (one message to the supervisor on Airflow 3, not dozens).
+        mask_secret(sorted(secret_spellings(secret, user=user) - {secret}))
+
+
+def without_secrets(value: Any, secrets: Sequence[str]) -> Any:
+    """``value`` (a record's fields) with every spelling of ``secrets`` replaced by ``***`` in every text in it.
+
+    For records whose text comes from Airflow rather than from a DAG author (an exception's message, written by
+    the notifier and the listener): it may quote the connection's own secret, in an encoding Airflow's masker
+    does not know, and Coupa would e-mail it to the integration's contacts.
+    """
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, Mapping):
+        return {key: without_secrets(item, secrets) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(without_secrets(item, secrets) for item in value)
+    return value
 
 
 class CoupaHook(BaseHook):
@@ -64,10 +91,11 @@ class CoupaHook(BaseHook):
         return self._config_from(conn, parse_extra(self.coupa_conn_id, getattr(conn, "extra", None)))
 
     def _config_from(self, conn: Any, extra: Mapping[str, Any]) -> ClientConfig:
+        login = conn.login if isinstance(conn.login, str) else None
         for value in (conn.password, extra.get("api_key"), extra.get(f"extra__{CONN_TYPE}__api_key")):
             if value:
-                mask_secret(value)
-        return config_from_connection(
+                mask_every_spelling(str(value), user=login)
+        config = config_from_connection(
             conn_id=self.coupa_conn_id,
             host=conn.host,
             login=conn.login,
@@ -76,13 +104,16 @@ class CoupaHook(BaseHook):
             port=conn.port,
             schema=conn.schema,
         )
+        for secret in config.secrets():  # the proxy's password too
+            mask_every_spelling(secret, user=login)
+        return config
 
     @cached_property
     def client(self) -> CoupaClient:
         """The sync client for this connection (one pooled ``requests.Session``)."""
         from airflow_provider_coupa_ihr.client.sync import CoupaClient
 
-        return CoupaClient(self.config, mask_secret=mask_secret)
+        return CoupaClient(self.config, mask_secret=mask_every_spelling)
 
     def get_conn(self) -> CoupaClient:
         return self.client
@@ -111,10 +142,14 @@ class CoupaHook(BaseHook):
 
         conn = await get_async_connection(self.coupa_conn_id, self)
         config = self._config_from(conn, parse_extra(self.coupa_conn_id, getattr(conn, "extra", None)))
-        return AsyncCoupaClient(config if within is None else config.within(within), mask_secret=mask_secret)
+        return AsyncCoupaClient(config if within is None else config.within(within), mask_secret=mask_every_spelling)
 
     def test_connection(self) -> tuple[bool, str]:
-        """Fetch a token and make one cheap read (one record, id only). Read-only, so safe on any worker."""
+        """Fetch a token and make one cheap read (one record, id only). Read-only, so safe on any worker.
+
+        The message goes to the UI and the API: it is redacted of the connection's secrets in every spelling
+        (the client's errors are already; this also covers anything else that fails).
+        """
         from airflow_provider_coupa_ihr.client.errors import CoupaError
 
         try:
@@ -123,8 +158,14 @@ class CoupaHook(BaseHook):
                 client.token()
             list(client.query_records(fields=["id"], max_records=1))
         except CoupaError as exc:
-            return False, str(exc)
+            return False, self._without_secrets(str(exc))
+        except Exception as exc:
+            return False, self._without_secrets(f"{type(exc).__name__}: {exc}")
         return True, f"Connected to Coupa at {self.config.base_url} and read integration history records."
+
+    def _without_secrets(self, text: str) -> str:
+        config = self.__dict__.get("config")
+        return redact(text, config.secrets()) if config is not None else text
 
     # ---------------------------------------------------------------------------------------- the form
     @classmethod
@@ -185,12 +226,14 @@ class CoupaHook(BaseHook):
 
         For callers that must not hold Airflow up (the notifier, the listener), which run this in a thread they
         stop waiting for: the bound makes the abandoned call end soon after too. ``None``: the connection's own.
+        Their text comes from Airflow (an exception's message), so every spelling of the connection's secrets is
+        replaced by ``***`` in it before it is sent (:func:`without_secrets`).
         """
         from airflow_provider_coupa_ihr.client.sync import CoupaClient
 
         config = self.config if seconds is None else self.config.within(seconds)
-        with CoupaClient(config, mask_secret=mask_secret) as client:
-            return client.create_record(action=action, **fields)
+        with CoupaClient(config, mask_secret=mask_every_spelling) as client:
+            return client.create_record(action=action, **without_secrets(fields, config.secrets()))
 
     async def acreate_record_within(
         self, seconds: float | None, *, action: str = "create", **fields: Any
@@ -198,7 +241,7 @@ class CoupaHook(BaseHook):
         """:meth:`create_record_within` from an event loop (the connection read without blocking it)."""
         client = await self.aget_client(within=seconds)
         async with client:
-            return await client.create_record(action=action, **fields)
+            return await client.create_record(action=action, **without_secrets(fields, client.config.secrets()))
 
     def validate_record(self, *, action: str = "create", **fields: Any) -> dict[str, Any]:
         """What :meth:`create_record` would send, sending nothing; raises what it would raise (bad input)."""
@@ -322,4 +365,3 @@ class CoupaHook(BaseHook):
     def run_transition(self, run_id: Any, action: str, **fields: Any) -> dict[str, Any]:
         """Move a run (``run``, ``pause``, ``pending``, ``success``, ``finish``, ``fail``)."""
         return self.client.run_transition(run_id, action, **fields)
-

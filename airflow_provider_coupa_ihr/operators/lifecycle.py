@@ -271,5 +271,7 @@ def enclosing_run_id(ti: Any) -> int | None:
         return None
     pushed = ti.xcom_pull(task_ids=start)
     if isinstance(pushed, dict) and pushed.get("id") is not None:
-        return int(pushed["id"])
+        from airflow_provider_coupa_ihr.client.values import parse_id
+
+        return parse_id(pushed["id"], f"the run id {start} pushed")
     return None

@@ -123,21 +123,22 @@ class CoupaCreateRecordOperator(CoupaBaseOperator):
             if since is not None:
                 existing = hook.find_existing_record(since, **fields)
                 if existing is not None:
-                    self.log.info("Record %s was written by an earlier try; not writing it again", existing["id"])
+                    self.log.info("Record %s was written by an earlier try; not writing it again", _id(existing))
             if self.resolve_previous:
                 earlier = {"document_type": self.document_type, "document_id": self.document_id}
-                resolved = hook.resolve_matching(earlier, exclude=[existing["id"]] if existing else [])
+                resolved = hook.resolve_matching(earlier, exclude=[_id(existing)] if existing else [])
                 self.log.info("Resolved %d earlier unresolved record(s) of this document", len(resolved))
             record = existing or hook.create_record(action=self.action, **fields)
+            summary = _summary(record)
             self.log.info(
                 "Coupa %s: record %s for %s %s (status %s)",
                 self.action,
-                record["id"],
-                record.get("document_type"),
-                record.get("document_id"),
-                record.get("status"),
+                summary.get("id"),
+                summary.get("document_type"),
+                summary.get("document_id"),
+                summary.get("status"),
             )
-            return _summary(record)
+            return summary
 
 
 class CoupaCreateAlertOperator(CoupaCreateRecordOperator):
@@ -180,9 +181,9 @@ class CoupaUpdateRecordOperator(CoupaBaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any] | None:
         with self.calling_coupa() as hook:
-            record = hook.update_record(self.record_id, **self.fields)
+            record = _summary(hook.update_record(self.record_id, **self.fields))
             self.push_link(context, record.get("document_type"))
-            return _summary(record)
+            return record
 
 
 class CoupaResolveRecordsOperator(CoupaBaseOperator):
@@ -216,7 +217,7 @@ class CoupaResolveRecordsOperator(CoupaBaseOperator):
 
     def execute(self, context: Any) -> list[int]:
         with self.calling_coupa() as hook:
-            self.push_link(context, (self.filters or {}).get("document_type"))
+            self.push_link(context, _document_type_in(self.filters))
             exclude = self.exclude_ids or ()
             if self.record_ids is not None:
                 by_ids = hook.resolve_records if self.resolved else hook.unresolve_records
@@ -224,7 +225,7 @@ class CoupaResolveRecordsOperator(CoupaBaseOperator):
             else:
                 matching = hook.resolve_matching if self.resolved else hook.unresolve_matching
                 changed = matching(self.filters, exclude=exclude, max_records=self.max_records)
-            done = [int(r["id"]) for r in changed]
+            done = [_id(r) for r in changed]
             self.log.info("%s %d record(s): %s", "Resolved" if self.resolved else "Unresolved", len(done), done[:50])
             return done
 
@@ -265,7 +266,7 @@ class CoupaQueryRecordsOperator(CoupaBaseOperator):
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
         with self.calling_coupa() as hook:
-            self.push_link(context, (self.filters or {}).get("document_type"))
+            self.push_link(context, _document_type_in(self.filters))
             records = list(
                 hook.query_records(
                     self.filters,
@@ -275,14 +276,32 @@ class CoupaQueryRecordsOperator(CoupaBaseOperator):
                     max_records=self.max_records,
                 )
             )
+            summaries = records if self.fields else [_summary(r) for r in records]
         self.log.info("Coupa returned %d record(s) (cap %d)", len(records), self.max_records)
-        if self.fields:
-            return records
-        return [s for s in map(_summary, records) if s is not None]
+        return summaries
 
 
-def _summary(record: dict[str, Any]) -> dict[str, Any] | None:
-    """The record's plain-JSON XCom (:func:`~airflow_provider_coupa_ihr.client.summaries.record_summary`)."""
+def _summary(record: Any) -> dict[str, Any]:
+    """The record's plain-JSON XCom (:func:`~airflow_provider_coupa_ihr.client.summaries.record_summary`); an
+    answer that is not a record raises :class:`~airflow_provider_coupa_ihr.client.errors.CoupaError`."""
+    from airflow_provider_coupa_ihr.client.answers import not_a_record
     from airflow_provider_coupa_ihr.client.summaries import record_summary
 
-    return record_summary(record)
+    summary = record_summary(record)
+    if summary is None:
+        raise not_a_record(record)
+    return summary
+
+
+def _id(record: Any) -> int:
+    """The id of a record Coupa answered (:func:`~airflow_provider_coupa_ihr.client.answers.record_id`)."""
+    from airflow_provider_coupa_ihr.client.answers import record_id
+
+    return record_id(record)
+
+
+def _document_type_in(filters: Any) -> str | None:
+    """The document type a filter names, for the task's link; None when it names none (or is not a mapping yet:
+    a template rendered to text is refused by the hook, with a message, right after)."""
+    value = filters.get("document_type", filters.get("document-type")) if isinstance(filters, Mapping) else None
+    return value if isinstance(value, str) else None

@@ -30,9 +30,9 @@ class CoupaStartIntegrationRunOperator(CoupaBaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         with self.calling_coupa() as hook:
             self.push_link(context, None)
-            run = hook.start_run(self.integration, total_records=self.total_records)
+            run = _summary(hook.start_run(self.integration, total_records=self.total_records))
         self.log.info("Coupa integration run %s of %s is %s", run["id"], self.integration, run["status"])
-        return _summary(run)
+        return run
 
 
 class CoupaFinishIntegrationRunOperator(CoupaBaseOperator):
@@ -64,15 +64,21 @@ class CoupaFinishIntegrationRunOperator(CoupaBaseOperator):
                 raise CoupaValidationError([f"outcome must be success, fail or finish, got {self.outcome!r}"])
             self.push_link(context, None)
             if self.outcome == "fail":
-                run = hook.fail_run(self.run_id, records_processed=self.records_processed)
+                answer = hook.fail_run(self.run_id, records_processed=self.records_processed)
             else:
-                run = hook.finish_run(self.run_id, records_processed=self.records_processed, action=self.outcome)
+                answer = hook.finish_run(self.run_id, records_processed=self.records_processed, action=self.outcome)
+            run = _summary(answer)
         self.log.info("Coupa integration run %s is %s", run["id"], run["status"])
-        return _summary(run)
+        return run
 
 
-def _summary(run: dict[str, Any]) -> dict[str, Any]:
-    """The run's plain-JSON XCom (:func:`~airflow_provider_coupa_ihr.client.summaries.run_summary`)."""
+def _summary(run: Any) -> dict[str, Any]:
+    """The run's plain-JSON XCom (:func:`~airflow_provider_coupa_ihr.client.summaries.run_summary`); an answer
+    that is not a run (no object, or no id) raises :class:`~airflow_provider_coupa_ihr.client.errors.CoupaError`,
+    which ``calling_coupa`` turns into Airflow's vocabulary."""
+    from airflow_provider_coupa_ihr.client.answers import record_id
     from airflow_provider_coupa_ihr.client.summaries import run_summary
 
-    return run_summary(run)
+    summary = run_summary(run)
+    record_id(run)
+    return summary
