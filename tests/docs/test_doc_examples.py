@@ -320,6 +320,7 @@ class PageRun:
         expect = "failed" if block.directive == "fails" else "success"
         ok, verdict, printed = self.worker.run(script, self.env, expect)
         self.last_output = printed
+        self.log.append(f"{block.where}: {verdict}")
         assert ok, f"the example at {block.where} failed: {verdict}\n{block.body}\n--- output ---\n{printed[-6000:]}"
 
     def _shell(self, commands: str, block: Block) -> None:
