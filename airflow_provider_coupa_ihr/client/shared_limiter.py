@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import hashlib
 import logging
 import math
@@ -70,10 +71,11 @@ log = logging.getLogger(__name__)
 KEY_PREFIX = "coupa-ihr:budget:"
 
 #: GCRA in Redis. KEYS[1] the budget; ARGV[1] microseconds per request (1/rate), ARGV[2] the burst, ARGV[3] how
-#: long an idle budget is kept (ms). The stored value is the theoretical arrival time (TAT): when the bucket would
-#: be full again. A request books ``interval`` after max(TAT, now) and may go once its slot is within ``burst``
-#: intervals of now. Returns the wait in whole microseconds. Integers in a Lua double stay exact below 2**53
-#: (epoch microseconds are ~1.8e15); ``%.0f`` keeps Lua from writing them as 1.8e+15.
+#: long an idle budget is kept (ms), ARGV[4] how many requests to book (1; more to charge a process's unused
+#: local bookings when it comes back from its local share). The stored value is the theoretical arrival time
+#: (TAT): when the bucket would be full again. A request books ``interval`` after max(TAT, now) and may go once
+#: its slot is within ``burst`` intervals of now. Returns the wait in whole microseconds. Integers in a Lua
+#: double stay exact below 2**53 (epoch microseconds are ~1.8e15); ``%.0f`` keeps Lua from writing 1.8e+15.
 #: A budget Redis does not hold (new, idle for longer than it is kept, or lost in a restart while processes ran
 #: on their local shares and drained Coupa's bucket) starts with one token, not a full burst: Coupa's own bucket
 #: may be empty, and a burst on top of it would be answered 429. It costs at most ``burst / rate`` seconds, once.
@@ -87,7 +89,7 @@ local stored = redis.call('GET', KEYS[1])
 local tat = now + (burst - 1) * interval
 if stored then tat = tonumber(stored) or tat end
 if tat < now then tat = now end
-local booked = tat + interval
+local booked = tat + interval * tonumber(ARGV[4])
 local wait = booked - burst * interval - now
 if wait < 0 then wait = 0 end
 local keep = math.floor((booked - now) / 1000) + tonumber(ARGV[3])
@@ -227,6 +229,10 @@ class _Standing:
 
     Shared until a Redis call fails; then local, with one caller at a time let through to Redis (a probe) every
     ``probe_interval`` seconds; the first Redis answer makes it shared again.
+
+    The handovers keep the two budgets from overlapping in this process: the local share starts after the last
+    slot this process booked in the shared budget (those requests are still to be sent), and on the way back the
+    slots it booked locally and has not used yet are charged to the shared budget.
     """
 
     def __init__(self, key: str, probe_interval: float, clock: Callable[[], float]) -> None:
@@ -236,6 +242,8 @@ class _Standing:
         self._lock = threading.Lock()
         self.local_since: float | None = None
         self._next_probe = 0.0
+        self._shared_until = 0.0
+        self._local_until = 0.0
         #: Counts for reports and tests: slots booked in Redis, on the local bucket, and Redis failures.
         self.shared_grants = 0
         self.local_grants = 0
@@ -256,25 +264,33 @@ class _Standing:
             self._next_probe = now + self.probe_interval  # this caller probes; the others stay local meanwhile
             return True
 
-    def answered(self) -> None:
+    def answered(self, wait: float, fallback_rate: float) -> int:
+        """Count a slot booked in Redis ``wait`` seconds ahead; when this ends the local share, return how many
+        local slots are still ahead (to charge to the shared budget)."""
         with self._lock:
             self.shared_grants += 1
+            now = self._clock()
+            self._shared_until = max(self._shared_until, now + wait)
             if self.local_since is None:
-                return
-            away = self._clock() - self.local_since
+                return 0
+            away = now - self.local_since
             self.local_since = None
+            carry = math.ceil(max(0.0, self._local_until - now) * fallback_rate)
         log.info("Redis answers again: back to the shared Coupa rate budget %s after %.1f s on the local share",
                  self.key, away)  # fmt: skip
+        return carry
 
-    def failed(self, exc: BaseException, fallback_rate: float) -> bool:
-        """Count a failed Redis call; True when it moved this process to its local share."""
+    def failed(self, exc: BaseException, fallback_rate: float) -> float | None:
+        """Count a failed Redis call; when it moves this process to its local share, return the seconds until
+        the last slot it booked in the shared budget (the local share starts after it)."""
         with self._lock:
             self.failures += 1
             if self.local_since is not None:
-                return False
-            self.local_since = self._clock()
-            self._next_probe = self.local_since + self.probe_interval
+                return None
+            self.local_since = now = self._clock()
+            self._next_probe = now + self.probe_interval
             self.fallbacks += 1
+            ahead = max(0.0, self._shared_until - now)
         first = (os.getpid(), self.key)
         with _WARNED_LOCK:
             warn = first not in _WARNED
@@ -285,11 +301,12 @@ class _Standing:
         )
         args = (self.key, type(exc).__name__, exc, fallback_rate, self.probe_interval)
         (log.warning if warn else log.info)(message, *args)
-        return True
+        return ahead
 
-    def local(self) -> None:
+    def local(self, wait: float) -> None:
         with self._lock:
             self.local_grants += 1
+            self._local_until = max(self._local_until, self._clock() + wait)
 
 
 class SharedThrottle:
@@ -337,7 +354,7 @@ class SharedThrottle:
         self._pid = os.getpid()
         self._free: collections.deque[Any] = collections.deque()
         self._packed: Any = None
-        self._packed_async: Any = None
+        self._local_delay = 0.0
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, collections.deque[Any]] = (
             weakref.WeakKeyDictionary()
         )
@@ -360,20 +377,39 @@ class SharedThrottle:
         s = self._standing
         return {"shared": s.shared_grants, "local": s.local_grants, "failures": s.failures, "fallbacks": s.fallbacks}
 
+    @property
     def _args(self) -> tuple[int, int, int]:
         return self._interval_us, self.burst, _KEEP_IDLE_MS
 
-    def _drained_fallback(self) -> TokenBucket:
-        """A local share holding one token: the shared budget was in use until now, so Coupa's bucket is likely
-        empty and a local burst on top of it would be answered 429."""
-        bucket = TokenBucket(self.fallback.rate, self.fallback.burst, clock=self._clock)
-        for _ in range(bucket.burst - 1):
-            bucket.reserve()
-        return bucket
+    def _command(self, connection: Any, cost: int) -> Any:
+        """The packed EVALSHA for ``cost`` requests (packed once for the usual single request)."""
+        if cost != 1:
+            return connection.pack_command("EVALSHA", _SCRIPT_SHA, 1, self.key, *self._args, cost)
+        if self._packed is None:
+            self._packed = connection.pack_command("EVALSHA", _SCRIPT_SHA, 1, self.key, *self._args, 1)
+        return self._packed
 
+    # ------------------------------------------------------------------------------------------ the two budgets
     def _local(self) -> float:
-        self._standing.local()
-        return self.fallback.reserve()
+        wait = self.fallback.reserve() + self._local_delay
+        self._standing.local(wait)
+        return wait
+
+    def _fell_back(self, exc: Exception) -> float:
+        """A Redis call failed: the local share, which starts after the slots this process booked in Redis and
+        holds one token (the shared budget was in use, so Coupa's bucket is likely empty: no burst on top)."""
+        ahead = self._standing.failed(exc, self.fallback.rate)
+        if ahead is not None:
+            bucket = TokenBucket(self.fallback.rate, self.fallback.burst, clock=self._clock)
+            for _ in range(bucket.burst - 1):
+                bucket.reserve()
+            self.fallback, self._local_delay = bucket, ahead
+        return self._local()
+
+    def _answered(self, wait_us: int) -> tuple[float, int]:
+        """Redis booked a slot: its wait, and how many local slots to charge to the shared budget (on return)."""
+        wait = wait_us / 1_000_000
+        return wait, self._standing.answered(wait, self.fallback.rate)
 
     # ------------------------------------------------------------------------------------------ sync
     def _connection_class(self, asynchronous: bool) -> Any:
@@ -385,13 +421,11 @@ class SharedThrottle:
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
-        connection = self._connection_class(False)(retry=Retry(NoBackoff(), 0), **self.settings.connection_kwargs())
-        if self._packed is None:
-            self._packed = connection.pack_command("EVALSHA", _SCRIPT_SHA, 1, self.key, *self._args())
-        return connection
+        return self._connection_class(False)(retry=Retry(NoBackoff(), 0), **self.settings.connection_kwargs())
 
-    def _evalsha_sync(self, connection: Any) -> int:
-        connection.send_packed_command(self._packed, check_health=False)
+    def _evalsha_sync(self, connection: Any, cost: int) -> int:
+        command = self._command(connection, cost)
+        connection.send_packed_command(command, check_health=False)
         try:
             return int(connection.read_response())
         except Exception as exc:
@@ -400,10 +434,10 @@ class SharedThrottle:
         # A new or restarted Redis has not seen the script yet: load it once, then ask again.
         connection.send_command("SCRIPT", "LOAD", GCRA_SCRIPT)
         connection.read_response()
-        connection.send_packed_command(self._packed, check_health=False)
+        connection.send_packed_command(command, check_health=False)
         return int(connection.read_response())
 
-    def _ask_sync(self) -> int:
+    def _ask_sync(self, cost: int = 1) -> int:
         """One round trip on an idle connection of this process (or a new one).
 
         Each call holds a connection for its round trip and gives it back, so threads never share a socket and a
@@ -418,14 +452,14 @@ class SharedThrottle:
         except IndexError:
             connection, reused = self._new_sync(), False
         try:
-            reply = self._evalsha_sync(connection)
+            reply = self._evalsha_sync(connection, cost)
         except Exception as exc:
             connection.disconnect()
             if not (reused and _is_stale(exc)):
                 raise
             connection = self._new_sync()
             try:
-                reply = self._evalsha_sync(connection)
+                reply = self._evalsha_sync(connection, cost)
             except BaseException:
                 connection.disconnect()
                 raise
@@ -441,15 +475,15 @@ class SharedThrottle:
         if not self._standing.ask_redis():
             return self._local()
         try:
-            wait_us = self._ask_sync()
+            wait, carry = self._answered(self._ask_sync())
         except CoupaConfigError:
             raise  # the extra is missing: a configuration error, not an outage
         except Exception as exc:  # any Redis trouble: the budget must never fail a request
-            if self._standing.failed(exc, self.fallback.rate):
-                self.fallback = self._drained_fallback()
-            return self._local()
-        self._standing.answered()
-        return wait_us / 1_000_000
+            return self._fell_back(exc)
+        if carry:
+            with contextlib.suppress(Exception):  # a charge that fails only costs precision
+                self._ask_sync(carry)
+        return wait
 
     def close(self) -> None:
         """Close this process's idle sync connections (the async ones close with :meth:`aclose` in their loop)."""
@@ -466,9 +500,9 @@ class SharedThrottle:
 
         return self._connection_class(True)(retry=Retry(NoBackoff(), 0), **self.settings.connection_kwargs())
 
-    async def _evalsha_async(self, connection: Any) -> int:
-        packed = self._packed_async
-        await connection.send_packed_command(packed, check_health=False)
+    async def _evalsha_async(self, connection: Any, cost: int) -> int:
+        command = self._command(connection, cost)
+        await connection.send_packed_command(command, check_health=False)
         try:
             return int(await connection.read_response())
         except Exception as exc:
@@ -476,10 +510,10 @@ class SharedThrottle:
                 raise
         await connection.send_command("SCRIPT", "LOAD", GCRA_SCRIPT)
         await connection.read_response()
-        await connection.send_packed_command(packed, check_health=False)
+        await connection.send_packed_command(command, check_health=False)
         return int(await connection.read_response())
 
-    async def _ask_async(self) -> int:
+    async def _ask_async(self, cost: int = 1) -> int:
         """:meth:`_ask_sync` on ``redis.asyncio``, whose connections belong to the event loop that opened them."""
         loop = asyncio.get_running_loop()
         free = self._async.get(loop)
@@ -489,17 +523,15 @@ class SharedThrottle:
             connection, reused = free.pop(), True
         except IndexError:
             connection, reused = self._new_async(), False
-        if self._packed_async is None:
-            self._packed_async = connection.pack_command("EVALSHA", _SCRIPT_SHA, 1, self.key, *self._args())
         try:
-            reply = await self._evalsha_async(connection)
+            reply = await self._evalsha_async(connection, cost)
         except Exception as exc:
             await connection.disconnect()
             if not (reused and _is_stale(exc)):
                 raise
             connection = self._new_async()
             try:
-                reply = await self._evalsha_async(connection)
+                reply = await self._evalsha_async(connection, cost)
             except BaseException:
                 await connection.disconnect()
                 raise
@@ -514,15 +546,15 @@ class SharedThrottle:
         if not self._standing.ask_redis():
             return self._local()
         try:
-            wait_us = await self._ask_async()
+            wait, carry = self._answered(await self._ask_async())
         except CoupaConfigError:
             raise
         except Exception as exc:
-            if self._standing.failed(exc, self.fallback.rate):
-                self.fallback = self._drained_fallback()
-            return self._local()
-        self._standing.answered()
-        return wait_us / 1_000_000
+            return self._fell_back(exc)
+        if carry:
+            with contextlib.suppress(Exception):
+                await self._ask_async(carry)
+        return wait
 
     async def aclose(self) -> None:
         """Close the running loop's idle async connections."""

@@ -114,6 +114,14 @@ class Figures:
         self.doubled = sorted(k for k, n in self.by_external.items() if n > 1)
         self.throttled = self.statuses.get("429", 0)
 
+    def timeline(self, around: float, before: int = 3, after: int = 8) -> str:
+        """Requests (and 429s) per second around a moment, to explain a failure."""
+        cells = []
+        for second in range(-before, after):
+            at = [r for r in self.calls if around + second <= r.at < around + second + 1]
+            cells.append(f"{second:+d}s:{len(at)}/{sum(r.status == 429 for r in at)}")
+        return " ".join(cells)
+
     def write_rate_between(self, start: float, end: float) -> float:
         """Records written per second between two ``time.time()`` moments."""
         return sum(start <= at < end for at in self.writes) / max(1e-9, end - start)
@@ -242,8 +250,10 @@ def test_redis_away_for_15_seconds_mid_run_costs_nothing_but_pace(
     assert states == dict.fromkeys(states, "success"), f"{states}\n{fleet.task_log_errors()}"
     assert not figures.lost
     assert figures.doubled == []
-    assert figures.peak <= RATE + BURST
-    assert figures.throttled <= 0.01 * len(figures.calls)
+    when = f"requests/429s per second at the stop: {figures.timeline(stopped)}; at the restart: "
+    when += figures.timeline(restarted)
+    assert figures.peak <= RATE + BURST, when
+    assert figures.throttled <= 0.01 * len(figures.calls), when
     assert 0 < during <= RUNS * RATE / 4 * 1.15, "three processes, each at a quarter of the budget"
     assert after >= 0.8 * RATE, "back on the shared budget"
     assert len(logs) == RUNS

@@ -4,6 +4,7 @@ process and thread together within the bucket, and the local share while Redis i
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import multiprocessing
@@ -348,6 +349,29 @@ def test_redis_stopped_then_restarted_asyncio(own_redis: Any, caplog_info: pytes
     asyncio.run(main())
     assert len(warnings_from(caplog_info)) == 1
     assert limiter.stats["fallbacks"] == 1
+
+
+def test_the_handovers_do_not_overlap_the_two_budgets(own_redis: Any) -> None:
+    """Falling back, the local share starts after the slots this process booked in Redis (still to be sent);
+    coming back, the local slots it booked and has not used yet are charged to the shared budget."""
+    limiter = throttle(own_redis, rate=10, burst=1, fallback_rate=10, fallback_burst=1, probe_interval=0.2)
+    booked = [limiter.reserve() for _ in range(5)]  # a fresh budget: one at once, then 0.1 s apart
+    last_shared = time.monotonic() + booked[-1]
+    assert booked[-1] == pytest.approx(0.4, abs=0.02)
+    own_redis.stop()
+    first_local = limiter.reserve()
+    assert first_local == pytest.approx(last_shared - time.monotonic(), abs=0.03), "after the shared bookings"
+    local = [limiter.reserve() for _ in range(4)]
+    assert [round(b - a, 2) for a, b in itertools.pairwise([first_local, *local])] == [0.1] * 4
+    own_redis.start()
+    time.sleep(0.25)
+    assert limiter.reserve() == 0.0  # back, on a budget Redis lost: its one token
+    assert limiter.shared
+    other = throttle(own_redis, key=limiter.key, rate=10, burst=1)
+    # The ~5 local slots still ahead (0.25 s to 0.8 s from the fallback) were charged: others queue behind them.
+    assert other.reserve() >= 0.4
+    limiter.close()
+    other.close()
 
 
 def test_a_restart_between_calls_is_no_outage(own_redis: Any, caplog_info: pytest.LogCaptureFixture) -> None:
