@@ -246,9 +246,10 @@ class LandingWitness:
 
     The call's error alone cannot tell: after a lost answer the client looks for the record before re-sending,
     and when that lookup fails the error is the lookup's (a GET), or a token request's. So the witness sees the
-    whole call instead. A create attempt that may have acted (no answer after sending; a 5xx but 503) leaves the
-    outcome open until a lookup answers (the client then adopts the record it found or sends again); an attempt
-    Coupa refused (4xx, 429, 503) or that never left (connection refused) closes it.
+    whole call instead. A create attempt that may have acted (no answer after sending; a 5xx but 503; a 2xx whose
+    body could not be read) leaves the outcome open until a lookup answers (the client then adopts the record it
+    found or sends again); an attempt Coupa refused (4xx, 429, 503) or that never left (connection refused)
+    closes it.
 
     The driver that puts the call's requests on the wire hands each one to :meth:`saw` with its outcome.
     """
@@ -269,6 +270,8 @@ class LandingWitness:
 def _may_have_acted(outcome: HttpResponse | TransportFailure) -> bool:
     if isinstance(outcome, TransportFailure):
         return outcome.sent is not False
+    if 200 <= outcome.status < 300:
+        return True  # Coupa acted; the call failed after (an answer it could not read)
     return outcome.status >= 500 and outcome.status not in _REFUSED_SERVER_STATUSES
 
 

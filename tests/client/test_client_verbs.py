@@ -359,6 +359,10 @@ def test_the_batch_reads_server_errors_as_the_retry_rules_do():
             policy, attempts=1, elapsed=0, rng=random.Random(1), transport_error=True, sent=sent, idempotent=False
         )
         assert witness.may_have_landed == (step.action is Action.VERIFY_THEN_RETRY), sent
+    # A create answered 2xx whose answer could not be read (a cut or garbled body) did act.
+    witness = batch.LandingWitness("https://coupa.example/api")
+    witness.saw(post, HttpResponse(201, {}, b"<html>"))
+    assert witness.may_have_landed
     # The lookup answering closes the question (the call then adopts what it found, or sends again); a token
     # request does not.
     witness = batch.LandingWitness("https://coupa.example/api")
