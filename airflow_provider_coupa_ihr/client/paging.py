@@ -21,7 +21,7 @@ from airflow_provider_coupa_ihr.client.errors import CoupaError, CoupaValidation
 from airflow_provider_coupa_ihr.client.flow import Operation
 from airflow_provider_coupa_ihr.client.query import PAGE_SIZE, build_index_params
 from airflow_provider_coupa_ihr.client.records import FIELDS_BY_PATH
-from airflow_provider_coupa_ihr.client.values import parse_id, whole_number
+from airflow_provider_coupa_ihr.client.values import MAX_ID, parse_id, whole_number
 
 __all__ = ["MATCHING_HINT", "MAX_MATCHING_RECORDS", "Pager", "Walk"]
 
@@ -196,7 +196,9 @@ class Walk:
         id (when paging by key; :mod:`.answers` says so), and a page that shows the server ignores the paging
         (see the module docstring).
         """
-        kept = self.pager.take(page_records(page, f"GET /api{self.path}"))
+        if type(page) is not list or not all(type(record) is dict for record in page):  # the fast path: JSON's own
+            page = page_records(page, f"GET /api{self.path}")
+        kept = self.pager.take(page)
         if self.by_key:
             self._check_keys(kept)
         elif len(kept) == self.pager.page_size:
@@ -210,7 +212,9 @@ class Walk:
         ``id[gt]``/``id[lt]`` (the walk would never end) or the order (records would be skipped)."""
         previous = self.last_id
         for record in kept:
-            this = record_id(record, f"GET /api{self.path}")
+            this = record.get("id")
+            if type(this) is not int or not 0 < this <= MAX_ID:  # the fast path: a JSON integer in range
+                this = record_id(record, f"GET /api{self.path}")
             if previous is not None and (this <= previous if not self.descending else this >= previous):
                 if record is kept[0] and previous == self.last_id:
                     self._fail(

@@ -8,9 +8,10 @@ Two promises hold for everything here, because it runs while Airflow is finishin
 
 - **Nothing is raised into Airflow.** Callers catch every error and log it as a warning; a Coupa outage must not
   turn a succeeded task into a failed one, nor hide the real error of a failed one.
-- **Time is bounded.** :func:`call_within` runs the Coupa call in a daemon thread and stops waiting after a set
-  number of seconds; the call itself runs on a client whose timeouts and retry budget are cut to the same bound
-  (``CoupaHook.create_record_within``), so the abandoned thread ends soon after as well.
+- **Time is bounded.** :func:`call_within` runs the Coupa call in a daemon thread and waits for it a set number
+  of seconds; every Coupa call the thread makes ends before then (:func:`.client.deadlines.time_limit`), on a
+  client whose timeouts and retry budget are cut to the same bound (``CoupaHook.create_record_within``), so the
+  thread and its connections are gone by the time the caller stops waiting, however slowly Coupa answers.
 
 Text sent to Coupa is cut to Coupa's limits (``response-code`` is a string(255); ``response-message`` is a
 ``text`` column with no documented limit, which we cap at :data:`MAX_RESPONSE_MESSAGE_CHARS`) and passed through
@@ -177,15 +178,22 @@ def outcome_from_context(context: Mapping[str, Any], outcome: str = "auto") -> O
 def call_within(seconds: float, fn: Callable[[], T], *, name: str = "coupa-log") -> T:
     """``fn()``, waited for at most ``seconds``; raises :class:`TimeoutError` when it takes longer.
 
-    ``fn`` runs in a daemon thread, so a Coupa that never answers costs the caller ``seconds`` and nothing more:
-    the thread is left behind (its client timeouts end it soon after, see ``ClientConfig.within``) and does not
-    keep the process alive at exit. Exceptions from ``fn`` are re-raised in the caller.
+    ``fn`` runs in a daemon thread under a :func:`~..client.deadlines.time_limit` a little shorter than
+    ``seconds`` (:func:`_inner_limit`), so every Coupa call it makes has ended, with its client closed, by the
+    time the caller stops waiting: a Coupa that never answers, or trickles, costs the caller ``seconds`` and
+    leaves no thread or socket behind. Only a wait outside the client (an Airflow API call of ``fn``'s own)
+    could outlast the bound; that thread is then left behind, a daemon that does not keep the process alive.
+    Exceptions from ``fn`` are re-raised in the caller.
     """
+    from airflow_provider_coupa_ihr.client.deadlines import time_limit
+
     box: dict[str, Any] = {}
+    limit = _inner_limit(seconds)
 
     def target() -> None:
         try:
-            box["value"] = fn()
+            with time_limit(limit):
+                box["value"] = fn()
         except BaseException as exc:  # handed to the caller
             box["error"] = exc
 
@@ -197,3 +205,9 @@ def call_within(seconds: float, fn: Callable[[], T], *, name: str = "coupa-log")
     if "error" in box:
         raise box["error"]
     return box["value"]  # type: ignore[no-any-return]
+
+
+def _inner_limit(seconds: float) -> float:
+    """The time limit of the calls inside :func:`call_within`: a tenth less (at most half a second), which is
+    the time the thread has to close its client and end before the caller stops waiting."""
+    return max(0.0, seconds - min(0.5, seconds / 10))

@@ -115,7 +115,7 @@ class CoupaListener:
             if request is None:
                 return
             action, fields = request
-            record = _write(ti, settings, action, fields)
+            record = _write(ti, settings, action, fields, started=started)
         except Exception as exc:
             log.warning(
                 "Coupa listener: %s of %s.%s not logged after %.1f s: %s",
@@ -201,13 +201,16 @@ def _params(task: Any) -> dict[str, Any]:
     return out
 
 
-def _write(ti: Any, settings: ListenerSettings, action: str, fields: dict[str, Any]) -> dict[str, Any]:
-    """Attach the enclosing run (an XCom read, so inside the bound too) and create the record."""
+def _write(
+    ti: Any, settings: ListenerSettings, action: str, fields: dict[str, Any], *, started: float
+) -> dict[str, Any]:
+    """Attach the enclosing run (an XCom read, so inside the bound too) and create the record, all within the
+    event's bound counted from ``started`` (``time.monotonic()`` when the event came), deciding included."""
     from airflow_provider_coupa_ihr.hooks.coupa import CoupaHook
     from airflow_provider_coupa_ihr.notifications.coupa import enclosing_run_of
     from airflow_provider_coupa_ihr.notifications.outcome import call_within
 
-    deadline = time.monotonic() + settings.timeout
+    deadline = started + settings.timeout
 
     def write() -> dict[str, Any]:
         run = enclosing_run_of(ti)
@@ -215,7 +218,7 @@ def _write(ti: Any, settings: ListenerSettings, action: str, fields: dict[str, A
         remaining = max(0.1, deadline - time.monotonic())
         return CoupaHook(coupa_conn_id=settings.conn_id).create_record_within(remaining, action=action, **body)
 
-    return call_within(settings.timeout, write, name="coupa-listener")
+    return call_within(max(0.0, deadline - time.monotonic()), write, name="coupa-listener")
 
 
 #: The instance the plugin registers.

@@ -8,7 +8,10 @@ same code the sensor's poke runs.
 
 The trigger carries its own absolute ``deadline`` (epoch seconds, from the sensor's ``timeout``), so a trigger
 re-created after a triggerer restart still ends when the task should, and reports a timeout the task can
-explain, rather than leaving Airflow's deferral timeout to cut it off silently.
+explain, rather than leaving Airflow's deferral timeout to cut it off silently. The deadline holds while a check
+is in flight too: each check gets the time left before it (a slow or misbehaving Coupa cannot hold the wait past
+it), and a trigger whose deadline had passed before it started gets one last check of at most
+:data:`LATE_CHECK_SECONDS`.
 
 Exactly one event, always a dict with ``status`` and ``message``:
 
@@ -36,7 +39,10 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 if TYPE_CHECKING:
     from airflow_provider_coupa_ihr.client.resolution import WaitState
 
-__all__ = ["CoupaRecordsResolvedTrigger"]
+__all__ = ["LATE_CHECK_SECONDS", "CoupaRecordsResolvedTrigger"]
+
+#: A trigger started after its deadline (a triggerer restart) still checks once, for at most this long.
+LATE_CHECK_SECONDS = 10.0
 
 
 class CoupaRecordsResolvedTrigger(BaseTrigger):
@@ -115,8 +121,13 @@ class CoupaRecordsResolvedTrigger(BaseTrigger):
             while True:
                 await asyncio.sleep(max(0.0, min(self._delay(polls), self.deadline - time.time())))
                 polls += 1
+                bound = self.deadline - time.time()
                 try:
-                    state = await hook.acheck_resolution(target, since=since)
+                    check = hook.acheck_resolution(target, since=since)
+                    state = await asyncio.wait_for(check, bound if bound > 0 else LATE_CHECK_SECONDS)
+                except asyncio.TimeoutError:
+                    cut = TimeoutError("the check in flight at the deadline was cut short; Coupa had not answered it")
+                    return self._timed_out(target.describe(), state, cut)
                 except CoupaError as error:
                     if not error.retryable:
                         return _failed(f"Coupa refused the wait on {target.describe()}: {error}", retry=False)
