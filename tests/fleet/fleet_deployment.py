@@ -28,8 +28,8 @@ from airflow_provider_coupa_ihr.testing import CoupaEmulator
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-DAG_FILE = HERE / "dags" / "coupa_fleet_bulk.py"
-DAG_ID = "coupa_fleet_bulk"
+DAG_FILES = (HERE / "dags" / "coupa_fleet_bulk.py", HERE / "dags" / "coupa_fleet_waits.py")
+DAG_ID, WAITS_DAG_ID = "coupa_fleet_bulk", "coupa_fleet_waits"
 WORKERS = ("fleet-worker-1", "fleet-worker-2")
 WORKER_CONCURRENCY = 4
 #: Celery broker and the shared budget live in separate Redis databases, as a deployment would keep them.
@@ -65,7 +65,8 @@ class Fleet(Deployment):
         super().__init__(coupa)
         for leftover in (self.home / "dags").iterdir():  # the reliability DAG the base class copied
             leftover.unlink()
-        shutil.copy(DAG_FILE, self.home / "dags" / DAG_FILE.name)
+        for dag_file in DAG_FILES:
+            shutil.copy(dag_file, self.home / "dags" / dag_file.name)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.timings = Timings()
 
@@ -147,11 +148,12 @@ class Fleet(Deployment):
         while time.monotonic() < deadline:
             self._check_alive()
             with contextlib.suppress(Exception):
-                self.api("GET", f"/dags/{DAG_ID}")
-                self.timings.steps["DAG registered"] = time.monotonic() - self._started
+                for dag_id in (DAG_ID, WAITS_DAG_ID):
+                    self.api("GET", f"/dags/{dag_id}")
+                self.timings.steps["DAGs registered"] = time.monotonic() - self._started
                 return
             time.sleep(1)
-        raise AssertionError(f"the dag-processor did not register {DAG_ID}:\n{self.log_tail()}")
+        raise AssertionError(f"the dag-processor did not register the fleet's DAGs:\n{self.log_tail()}")
 
     def log_of(self, name: str) -> str:
         with contextlib.suppress(OSError):
@@ -199,15 +201,19 @@ class Fleet(Deployment):
                 raise
             self.api("POST", "/pools", json={"name": "coupa", "slots": slots, "description": "Coupa API"})
 
-    def trigger(self, run_id: str, conf: dict[str, Any]) -> None:
-        self.api("POST", f"/dags/{DAG_ID}/dagRuns", json={"dag_run_id": run_id, "logical_date": None, "conf": conf})
+    def trigger(self, run_id: str, conf: dict[str, Any], dag_id: str = DAG_ID) -> None:
+        self.api("POST", f"/dags/{dag_id}/dagRuns", json={"dag_run_id": run_id, "logical_date": None, "conf": conf})
 
-    def wait_for_runs(self, run_ids: list[str], deadline: float) -> dict[str, str]:
+    def task_states(self, dag_id: str, run_id: str) -> list[str]:
+        found = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 100})
+        return [ti["state"] for ti in found["task_instances"]]
+
+    def wait_for_runs(self, run_ids: list[str], deadline: float, dag_id: str = DAG_ID) -> dict[str, str]:
         states: dict[str, str] = {}
         while time.monotonic() < deadline:
             self._check_alive()
             with contextlib.suppress(Exception):
-                runs = self.api("GET", f"/dags/{DAG_ID}/dagRuns", params={"limit": 100})["dag_runs"]
+                runs = self.api("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100})["dag_runs"]
                 states = {r["dag_run_id"]: r["state"] for r in runs if r["dag_run_id"] in run_ids}
                 if len(states) == len(run_ids) and all(s in ("success", "failed") for s in states.values()):
                     return states

@@ -19,12 +19,14 @@ and the fleet proves a property of the client that does not depend on the Airflo
 from __future__ import annotations
 
 import collections
+import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from importlib.metadata import version
 
 import pytest
-from fleet_deployment import REPO, SHARED_CONN, STATIC_CONN, WORKER_CONCURRENCY, WORKERS, Fleet
+from fleet_deployment import REPO, SHARED_CONN, STATIC_CONN, WAITS_DAG_ID, WORKER_CONCURRENCY, WORKERS, Fleet
 from fleet_services import services, unavailable
 from reliability_helpers import api_requests, peak_per_window
 
@@ -43,6 +45,8 @@ pytestmark = [
 RATE, BURST = 25, 20
 RECORDS_PER_RUN = 600
 RUNS = 3
+#: Deferred waits beside the bulks in the shared scenario, resolved mid-run.
+WAITS = 40
 STATIC_POOL = 3
 #: The README's static division: the pool's slots plus the triggerer share Coupa's 25/s and burst of 20.
 STATIC_SHARE = (RATE / (STATIC_POOL + 1), BURST // (STATIC_POOL + 1))
@@ -107,7 +111,9 @@ class Figures:
         writes = self.writes = sorted(r.at for r in calls if r.method == "POST")
         self.span = (max(writes) - min(writes)) if len(writes) > 1 else 0.0
         self.write_rate = len(writes) / self.span if self.span else 0.0
-        self.api_rate = len(calls) / self.span if self.span else 0.0
+        #: Every API request (writes, and any polls beside them) per second while the writes ran.
+        busy = sum(writes[0] <= r.at <= writes[-1] for r in calls) if writes else 0
+        self.api_rate = busy / self.span if self.span else 0.0
         stored = [r for r in coupa.records() if str(r.get("external-id") or "").startswith(prefix)]
         self.by_external = collections.Counter(str(r["external-id"]) for r in stored)
         self.lost = expected - set(self.by_external)
@@ -186,18 +192,70 @@ def test_static_division_stays_under_the_limit_and_leaves_budget_unused(
     assert figures.write_rate <= RATE * RUNS / (STATIC_POOL + 1) * 1.1
 
 
+class CoupaUser(threading.Thread):
+    """Resolves the waited-on records once every wait has deferred (mid-run: the bulks are still writing)."""
+
+    def __init__(self, fleet: Fleet, coupa: CoupaEmulator, ids: list[int], run_id: str) -> None:
+        super().__init__(name="coupa-user", daemon=True)
+        self.fleet, self.coupa, self.ids, self.run_id = fleet, coupa, ids, run_id
+        self.deferred = 0
+        self.resolved_at: float | None = None
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                states = self.fleet.task_states(WAITS_DAG_ID, self.run_id)
+                self.deferred = states.count("deferred")
+                if self.deferred >= len(self.ids):
+                    break
+            time.sleep(1)
+        time.sleep(2)  # a poll or two of every trigger first
+        for record_id in self.ids:
+            self.coupa.resolve(record_id)
+        self.resolved_at = time.time()
+
+
+def seed_waits(coupa: CoupaEmulator) -> list[int]:
+    """Error records for the waits, stored straight into the emulator (no API request, no budget spent)."""
+    last = coupa.seed_records(WAITS, document_id=9_000_000, status="Error", contact_alert_type="Technical")
+    ids = list(range(last - WAITS + 1, last + 1))
+    assert [coupa.record(i)["document-id"] for i in (ids[0], ids[-1])] == [9_000_000, 9_000_000 + WAITS - 1]
+    return ids
+
+
 @pytest.mark.skipif(not _shared_budget_wired(), reason="the hook does not read rate_limit_redis_conn_id yet")
 def test_shared_budget_uses_the_whole_budget_and_never_exceeds_it(
     fleet: Fleet, coupa: CoupaEmulator, fleet_report: Callable[[str], None]
 ) -> None:
-    figures, states = run_scenario(fleet, coupa, "shared", SHARED_CONN, WORKER_CONCURRENCY * len(WORKERS))
-    fleet_report(figures.line(f"shared budget (Redis, {RATE}/s burst {BURST} for the fleet)"))
+    """Three bulks on the workers and 40 deferred waits in the triggerer, all on one budget."""
+    ids = seed_waits(coupa)
+    user = CoupaUser(fleet, coupa, ids, "waits-0")
+
+    def start_the_waits() -> None:
+        fleet.trigger("waits-0", {"ids": ids, "conn_id": SHARED_CONN}, dag_id=WAITS_DAG_ID)
+        user.start()
+
+    pool = WORKER_CONCURRENCY * len(WORKERS)
+    figures, states = run_scenario(fleet, coupa, "shared", SHARED_CONN, pool, meanwhile=start_the_waits)
+    waits = fleet.wait_for_runs(["waits-0"], time.monotonic() + SCENARIO_SECONDS, dag_id=WAITS_DAG_ID)
+    user.join(5)
+    polls = sum(r.method == "GET" for r in figures.calls)
+    fleet_report(
+        figures.line(f"shared budget (Redis, {RATE}/s burst {BURST} for the fleet) with {WAITS} deferred waits")
+        + f"; all requests {figures.api_rate:.1f}/s while the bulks ran ({figures.api_rate / RATE:.0%}); "
+        f"{polls} polls; waits resolved {figures.writes[-1] - (user.resolved_at or 0):.0f}s before the last write"
+    )
     assert states == dict.fromkeys(states, "success"), f"{states}\n{fleet.task_log_errors()}"
+    assert waits == {"waits-0": "success"}, f"{waits}\n{fleet.task_log_errors()}"
+    assert user.deferred == WAITS, "every wait deferred to the triggerer"
+    assert user.resolved_at is not None
+    assert user.resolved_at < figures.writes[-1], "resolved while the bulks still ran"
     assert not figures.lost
     assert figures.doubled == []
     assert figures.peak <= RATE + BURST
     assert figures.throttled <= 0.01 * len(figures.calls)
-    assert figures.write_rate >= 0.9 * RATE
+    assert figures.api_rate >= 0.9 * RATE
 
 
 @pytest.mark.skipif(not _shared_budget_wired(), reason="the hook does not read rate_limit_redis_conn_id yet")
@@ -245,15 +303,15 @@ def test_redis_away_for_15_seconds_mid_run_costs_nothing_but_pace(
     fleet_report(
         figures.line(f"Redis stopped {OUTAGE_SECONDS}s mid-run")
         + f"; writes/s before {before:.1f}, during (local shares) {during:.1f}, after {after:.1f}; "
-        f"fallback warnings per task {warned}, returns to shared per task {back}"
+        f"fallback warnings per task {warned}, returns to shared per task {back}; requests/429s per second "
+        f"from 2 s before the stop: {figures.timeline(stopped, 2, 4)}; from 2 s before the restart: "
+        f"{figures.timeline(restarted, 2, 5)}"
     )
     assert states == dict.fromkeys(states, "success"), f"{states}\n{fleet.task_log_errors()}"
     assert not figures.lost
     assert figures.doubled == []
-    when = f"requests/429s per second at the stop: {figures.timeline(stopped)}; at the restart: "
-    when += figures.timeline(restarted)
-    assert figures.peak <= RATE + BURST, when
-    assert figures.throttled <= 0.01 * len(figures.calls), when
+    assert figures.peak <= RATE + BURST
+    assert figures.throttled <= 0.01 * len(figures.calls)
     assert 0 < during <= RUNS * RATE / 4 * 1.15, "three processes, each at a quarter of the budget"
     assert after >= 0.8 * RATE, "back on the shared budget"
     assert len(logs) == RUNS
