@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
-from airflow_provider_coupa_ihr.client.paging import Pager, Walk
+from airflow_provider_coupa_ihr.client.errors import CoupaError, CoupaValidationError
+from airflow_provider_coupa_ihr.client.paging import MATCHING_HINT, MAX_MATCHING_RECORDS, Pager, Walk
 from airflow_provider_coupa_ihr.client.query import PAGE_SIZE
 from airflow_provider_coupa_ihr.client.records import ERRORS_PATH, INTEGRATIONS_PATH, RECORDS_PATH, RUNS_PATH
 
@@ -229,3 +229,122 @@ def test_walk_works_for_every_resource() -> None:
         op = Walk(path).next_operation()
         assert op is not None
         assert op.path == path
+
+
+# ------------------------------------------------------------------------------------------------------ Walk ends
+# A server (or a proxy before it) that ignores the paging parameters must end the walk with a CoupaError naming
+# the cause, at the first page that shows it: else the walk loops forever or skips records silently.
+def take_all(walk: Walk, pages: tuple[Any, ...]) -> None:
+    for answered in pages:
+        assert walk.next_operation() is not None
+        walk.take(answered)
+
+
+def refusal(walk: Walk, *pages: Any) -> str:
+    with pytest.raises(CoupaError) as refused:
+        take_all(walk, pages)
+    assert not isinstance(refused.value, CoupaValidationError)
+    assert refused.value.path == "/api/integration_history_records"
+    return str(refused.value)
+
+
+def test_a_key_walk_whose_next_page_does_not_advance_ends() -> None:
+    text = refusal(Walk(RECORDS_PATH), page(1, 50), page(1, 50))
+    assert "did not advance" in text
+    assert "starts at id 1, not after the last id seen (50)" in text
+    assert "id[gt]" in text
+
+
+def test_a_descending_key_walk_whose_next_page_does_not_advance_ends() -> None:
+    text = refusal(Walk(RECORDS_PATH, direction="desc"), page(100, 50, step=-1), page(100, 50, step=-1))
+    assert "not before the last id seen (51)" in text
+    assert "id[lt]" in text
+
+
+def test_a_key_walk_from_an_id_filter_must_start_past_it() -> None:
+    assert "did not advance" in refusal(Walk(RECORDS_PATH, {"id[gt]": 500}), page(1, 50))
+
+
+@pytest.mark.parametrize(
+    ("direction", "answered", "fragment"),
+    [
+        ("asc", [{"id": 1}] * 50, "ids came back repeated: id 1 after id 1"),
+        ("asc", page(100, 50, step=-1), "ids came back out of order: id 99 after id 100"),
+        ("asc", [*page(1, 25), *page(10, 25)], "out of order: id 10 after id 25"),
+        ("desc", page(1, 50), "out of order: id 2 after id 1 in a walk ordered by id descending"),
+    ],
+)
+def test_ids_repeated_or_out_of_order_end_the_walk(direction: str, answered: Any, fragment: str) -> None:
+    assert fragment in refusal(Walk(RECORDS_PATH, direction=direction), answered)
+
+
+def test_a_short_last_page_is_checked_too() -> None:
+    assert "out of order" in refusal(Walk(RECORDS_PATH), page(1, 50), [{"id": 60}, {"id": 55}])
+
+
+def test_an_offset_walk_whose_server_ignores_offset_ends_at_the_repeated_page() -> None:
+    text = refusal(Walk(RECORDS_PATH, order_by="document_id"), page(1, 50), page(51, 50), page(51, 50))
+    assert "the page at offset 100 is the page before it again" in text
+    assert "ignores the offset" in text
+
+
+def test_an_offset_walk_compares_whole_records_when_they_carry_no_id() -> None:
+    same = [{"document_id": i} for i in range(50)]
+    walk = Walk(RECORDS_PATH, order_by="document_id", fields=["document_id"])
+    assert "ignores the offset" in refusal(walk, same, same)
+
+
+def test_an_offset_walk_lets_pages_overlap_and_a_short_page_end_it() -> None:
+    walk = Walk(RECORDS_PATH, order_by="updated_at")
+    walk.take(page(1, 50))
+    walk.take([*page(40, 10), *page(60, 40)])  # records moved between requests: overlap is not a repeat
+    assert walk.take(page(1, 3)) == page(1, 3)
+    assert walk.done
+
+
+@pytest.mark.parametrize(
+    ("answered", "fragment"),
+    [
+        ({"id": 1}, "is not a page of records"),
+        ("<html>", "is not a page of records"),
+        ([1, 2], "not a record"),
+        ([{"status": "x"}], "with no id"),
+        ([{"id": "seven"}], "not a Coupa id"),
+        ([{"id": 2**63}], "not a Coupa id"),
+        ([{"id": 0}], "not a Coupa id"),
+        ([{"id": True}], "not a Coupa id"),
+    ],
+)
+def test_a_malformed_page_is_a_coupa_error_not_a_type_error(answered: Any, fragment: str) -> None:
+    with pytest.raises(CoupaError) as refused:
+        Walk(RECORDS_PATH).take(answered)
+    assert fragment in str(refused.value)
+
+
+def test_ids_as_digit_text_are_read_as_ids() -> None:
+    walk = Walk(RECORDS_PATH)
+    walk.take([{"id": str(i)} for i in range(1, 51)])
+    assert walk.last_id == 50
+
+
+def test_a_walk_refusing_beyond_a_count_fetches_one_more_and_ends_with_the_hint() -> None:
+    walk = Walk(RECORDS_PATH)
+    walk.refuse_beyond(120, hint="Nothing was changed.")
+    walk.take(page(1, 50))
+    walk.take(page(51, 50))
+    op = walk.next_operation()
+    assert op is not None
+    assert ("limit", "21") in op.params  # 120 and one more, to tell
+    with pytest.raises(CoupaError) as refused:
+        walk.take(page(101, 21))
+    assert "more than 120 records match" in str(refused.value)
+    assert "Nothing was changed." in str(refused.value)
+
+
+def test_a_walk_refusing_beyond_a_count_returns_that_many() -> None:
+    walk = Walk(RECORDS_PATH)
+    walk.refuse_beyond(MAX_MATCHING_RECORDS)
+    assert len(walk.take(page(1, 50))) + len(walk.take(page(51, 7))) == 57
+    assert walk.done
+    assert "10,000" in MATCHING_HINT
+    assert "max_records" in MATCHING_HINT
