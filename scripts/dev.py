@@ -97,11 +97,34 @@ def ensure_chromium() -> str | None:
     return None
 
 
+def ensure_services() -> str | None:
+    """Debian's redis-server and postgresql for the fleet tests (tests/fleet); why they are unavailable, if so.
+
+    Like Chromium: CI machines start without them, so the test command installs them (as root, with apt-get);
+    the fleet fixtures call the same function, which costs nothing once they are there.
+    """
+    if os.environ.get("COUPA_SKIP_FLEET") == "1":
+        return None
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import services
+
+    try:
+        seconds = services.ensure_installed()
+    except services.ServiceUnavailable as exc:
+        return str(exc)
+    if seconds:
+        print(f"redis-server and postgresql ready in {seconds:.0f}s", flush=True)
+    return None
+
+
 def test(extra: list[str]) -> int:
     """Lint and type-check once, then run the whole suite on each Airflow line; report each step's time."""
     pythons = {leg: setup(leg) for leg in ENVIRONMENTS}
     browser_problem = ensure_chromium()
+    services_problem = ensure_services()
     env = dict(os.environ)
+    if services_problem:
+        print(f"WARNING: the fleet tests will fail: {services_problem}", flush=True)
     if browser_problem:
         print(f"WARNING: the browser test will fail: {browser_problem}", flush=True)
         env["COUPA_BROWSER_UNAVAILABLE"] = browser_problem

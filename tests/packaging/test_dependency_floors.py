@@ -37,7 +37,7 @@ import airflow_provider_coupa_ihr
 pytestmark = [needs_uv, only_on_airflow_3, pytest.mark.dag]
 
 #: Extras that are the project's own tooling, not something a user installs: their requirements are not floors.
-TOOLING_EXTRAS = ("dev",)
+TOOLING_EXTRAS = ("dev", "docs")
 
 
 @dataclass(frozen=True)
