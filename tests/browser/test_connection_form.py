@@ -49,6 +49,9 @@ if int(AIRFLOW_VERSION.split(".")[0]) < 3:
 if os.environ.get("COUPA_SKIP_BROWSER") == "1":
     pytest.skip("COUPA_SKIP_BROWSER=1: browser checks turned off on purpose", allow_module_level=True)
 
+#: It runs its own `airflow db migrate` and api-server: a test that needs a metadata database.
+pytestmark = pytest.mark.db
+
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / ".artifacts" / "browser"
 VENV_BIN = Path(sys.executable).parent
