@@ -48,34 +48,38 @@ MIN_ENCODED_CHARS = 8
 
 
 def secret_spellings(secret: str, *, user: str | None = None) -> frozenset[str]:
-    """Every whole spelling of ``secret`` a leak is likely to take, for maskers that match literal text.
+    """The whole spellings of ``secret`` a leak usually takes, for maskers that match literal text (Airflow's).
 
-    Raw; percent-encoded as ``quote`` and ``quote_plus`` write it (UTF-8 and Latin-1, upper and lower case
-    hex, ``/`` kept or not); JSON-escaped (``\\u00e9``, ``\\u0026``, ``\\/``); HTML-escaped; ``repr``- and
-    ``ascii``-escaped, and as the ``repr`` of its UTF-8 bytes; its UTF-8 read as Latin-1 (mojibake); base64
-    (standard and URL-safe, whole and the part that shows whatever bytes surround it), and with ``user`` the
-    base64 of an HTTP Basic ``user:secret``. :func:`redact` hides every one of them, and any mixture of the
-    character-level ones (a body half percent-encoded, half JSON-escaped). Airflow's ``mask_secret`` is given
-    each of these by the hook, so task logs are covered too.
+    Raw; percent-encoded as ``quote`` (with and without ``/`` kept) and ``quote_plus`` write it; JSON-escaped
+    (``\\u00e9``; ``\\/``; every symbol as ``\\uXXXX``, as HTML-safe encoders write ``&``); HTML-escaped;
+    ``repr``- and ``ascii``-escaped; its UTF-8 read as Latin-1 (mojibake); base64, and with ``user`` the base64 of
+    an HTTP Basic ``user:secret``. A short list on purpose: Airflow recompiles its masker for each one given.
+
+    :func:`redact` hides all of these and more: any mixture of the character-level spellings (a body half
+    percent-encoded, half JSON-escaped), lower-case hex, Latin-1 percent-encoding, HTML entities, and base64 at
+    any alignment inside a longer encoded text (an ``id:secret`` Basic header, say).
     """
     if not secret:
         return frozenset()
-    found = {secret}
-    for encoding in _encodings(secret):
-        for safe in _SAFE_SETS:
-            found.add(quote(secret, safe=safe, encoding=encoding))
-            found.add(quote_plus(secret, safe=safe, encoding=encoding))
-    found |= {_lower_hex(s) for s in found}
     as_json = json.dumps(secret)[1:-1]
-    found |= {as_json, json.dumps(secret, ensure_ascii=False)[1:-1], as_json.replace("/", "\\/")}
-    found.add("".join(f"\\u{ord(ch):04x}" if not ch.isalnum() else ch for ch in secret))  # every symbol escaped
-    found |= {html.escape(secret), html.escape(secret, quote=False)}
-    found |= {repr(secret)[1:-1], ascii(secret)[1:-1], repr(secret.encode())[2:-1]}
-    found.add(secret.encode().decode("latin-1"))
-    for raw in _byte_forms(secret):
-        found |= _base64_spellings(raw)
-        if user is not None:
-            found |= _base64_spellings(f"{user}:".encode() + raw, cores=False)
+    found = {
+        secret,
+        quote(secret, safe=""),
+        quote(secret),
+        quote_plus(secret),
+        as_json,
+        as_json.replace("/", "\\/"),
+        "".join(f"\\u{ord(ch):04x}" if not ch.isalnum() else ch for ch in secret),
+        html.escape(secret),
+        repr(secret)[1:-1],
+        ascii(secret)[1:-1],
+        secret.encode().decode("latin-1"),
+        base64.b64encode(secret.encode()).decode(),
+    }
+    if user is not None:
+        found.add(base64.b64encode(f"{user}:{secret}".encode()).decode())
+        if _encodings(secret)[-1] == "latin-1":  # requests encodes Basic credentials as Latin-1
+            found.add(base64.b64encode(f"{user}:{secret}".encode("latin-1")).decode())
     return frozenset(s for s in found if s == secret or len(s) >= min(MIN_ENCODED_CHARS, len(secret)))
 
 
@@ -91,9 +95,6 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return _pattern(unique).sub("***", text)
 
 
-_SAFE_SETS = ("", "/", "/:@", "-_.!~*'()", "/:@&=+$,;?#")
-
-
 def _encodings(secret: str) -> tuple[str, ...]:
     try:
         secret.encode("latin-1")
@@ -104,10 +105,6 @@ def _encodings(secret: str) -> tuple[str, ...]:
 
 def _byte_forms(secret: str) -> tuple[bytes, ...]:
     return tuple(dict.fromkeys(secret.encode(encoding) for encoding in _encodings(secret)))
-
-
-def _lower_hex(text: str) -> str:
-    return re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), text)
 
 
 def _base64_spellings(raw: bytes, *, cores: bool = True) -> set[str]:

@@ -193,7 +193,7 @@ def config_from_connection(
         if value is not None and not isinstance(value, str):
             # A secret's value is never quoted, not even when it is a number typed without quotes in the JSON.
             shown = "(its value is not shown: it is a secret)" if name in secret_names else quoted(value)
-            raise bad(name, f"must be text, got a {type(value).__name__} {shown}")
+            raise bad(name, f"must be text, got {type(value).__name__} {shown}")
         return value.strip() if isinstance(value, str) else None
 
     kwargs: dict[str, Any] = {}

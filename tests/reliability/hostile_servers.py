@@ -300,7 +300,9 @@ def echo_request(status: int, kind: str, *, token: str = "hostile-token") -> Scr
     def script(request: Request) -> Reply:
         if request.path.endswith("/token"):
             return token_reply(token)
-        values = [*request.headers.values(), request.body.decode("utf-8", "replace")]
+        # Credentials first, so they are in what a client quotes even when it quotes only the start of a page.
+        first = [request.headers[h] for h in ("authorization", "x-coupa-api-key") if h in request.headers]
+        values = [*first, request.body.decode("utf-8", "replace"), *request.headers.values()]
         spelt = [f"{quote(v, safe='')} {quote_plus(v)} {gateway_escape(v)}" for v in values]
         if kind == "json":
             body = json.dumps(
@@ -310,11 +312,11 @@ def echo_request(status: int, kind: str, *, token: str = "hostile-token") -> Scr
         elif kind == "html":
             body = (
                 f"<html><head><title>Bad gateway {spelt[0]}</title></head>"
-                f"<body>{request.headers!r} {' '.join(spelt)}</body></html>"
+                f"<body>{' '.join(spelt)} {request.headers!r}</body></html>"
             ).encode()
             content_type = "text/html"
         else:
-            body = f"gateway refused: {request.headers!r} {' '.join(spelt)}".encode()
+            body = f"gateway refused: {' '.join(spelt)} {request.headers!r}".encode()
             content_type = "text/plain"
         return Reply(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))], [body])
 
