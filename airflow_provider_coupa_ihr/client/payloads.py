@@ -149,8 +149,8 @@ def _normalise(name: str, spec: Field, value: Any) -> Any:
         raise ValueError(f"takes the run's id (an integer) or {{'id': ...}}, got {quoted(value)}")
     if name == "responses":
         return normalise_responses(value)
-    if spec.kind == "integer" and (number := whole_number(value, text=True)) is not None:
-        return _bounded(number, _INTEGER_RANGES.get(name, _BIGINT))
+    if spec.kind == "integer" and whole_number(value, text=True) is not None:
+        return _bounded(value, _INTEGER_RANGES.get(name, _BIGINT))
     return value
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote_plus
 
 import pytest
 
@@ -266,3 +267,48 @@ def test_no_secret_in_any_error_from_the_token_endpoint() -> None:
         assert SECRET not in str(info.value)
         assert SECRET not in repr(info.value)
         assert TOKEN not in str(info.value)
+
+
+# ------------------------------------------------------------------------------------------ hostile tokens and keys
+@pytest.mark.parametrize(
+    "token",
+    ["abc\r\nX-Evil: 1", "abc\ndef", "abc\x00def", "abc def", "tökén", "ȷ-not-latin-1", "abc\x7fdef"],
+)
+def test_a_token_no_header_can_carry_is_refused_masked_and_never_quoted(token: str) -> None:
+    masked: list[str] = []
+    with pytest.raises(CoupaAuthError) as refused:
+        parse_token_response(200, _answer(access_token=token, token_type="bearer"), now=0.0, on_secret=masked.append)
+    assert masked == [token]  # masked first: it is a secret even when refused
+    text = f"{refused.value} {refused.value!r}"
+    assert "cannot carry" in text
+    assert token not in text
+    assert "abc" not in text
+
+
+@pytest.mark.parametrize("key", ["Kéy" + "k" * 37, "ȷ" * 40, "k" * 39 + "\x7f"])
+def test_an_api_key_outside_visible_ascii_is_refused_unquoted(key: str) -> None:
+    with pytest.raises(CoupaConfigError) as refused:
+        api_key_headers(key)
+    assert key not in str(refused.value)
+    assert "kkkk" not in str(refused.value)
+
+
+@pytest.mark.parametrize("key", [12345, ["k"], b"key"])
+def test_an_api_key_that_is_not_text_is_refused_unquoted(key: Any) -> None:
+    with pytest.raises(CoupaConfigError) as refused:
+        api_key_headers(key)
+    assert "12345" not in str(refused.value)
+
+
+@pytest.mark.parametrize("scopes", [7, None, 3.5])
+def test_scopes_that_are_not_names_are_a_config_error(scopes: Any) -> None:
+    with pytest.raises(CoupaConfigError, match="scopes"):
+        normalise_scopes(scopes)
+
+
+def test_an_echoed_form_is_redacted_in_every_spelling() -> None:
+    secret = "Sec+ret/@=&%é"
+    body = json.dumps({"error": "invalid_client", "error_description": f"client_secret={quote_plus(secret)}"})
+    with pytest.raises(CoupaAuthError) as refused:
+        parse_token_response(401, body, now=0.0, secrets=[secret])
+    assert refused.value.messages == ["invalid_client: client_secret=***"]

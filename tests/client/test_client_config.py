@@ -243,3 +243,116 @@ def test_repr_shows_no_secret() -> None:
 def test_proxy_credentials_count_as_secrets() -> None:
     config = oauth(proxies={"https": "http://proxyuser:proxy-pass-9876@proxy.example.com:3128"})
     assert set(config.secrets()) == {SECRET, "proxy-pass-9876"}
+
+
+# ------------------------------------------------------------------------------------------------ hostile values
+@pytest.mark.parametrize(
+    "name",
+    [
+        "connect_timeout",
+        "read_timeout",
+        "burst",
+        "verify",
+        "token_path",
+        "scopes",
+        "proxies",
+        "retry",
+        "extra_document_types",
+        "max_response_bytes",
+    ],
+)
+def test_none_for_a_setting_is_a_config_error_not_a_type_error(name: str) -> None:
+    with pytest.raises(CoupaConfigError, match=name):
+        oauth(**{name: None})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("core.integration.read core.integration.write", ("core.integration.read", "core.integration.write")),
+        ("core.integration.read,core.integration.write", ("core.integration.read", "core.integration.write")),
+        (" core.integration.read ", ("core.integration.read",)),
+    ],
+)
+def test_scopes_given_as_text_are_split_as_people_mean_them(value: str, expected: tuple[str, ...]) -> None:
+    assert oauth(scopes=value).scopes == expected
+
+
+def test_extra_document_types_given_as_text_are_split_as_people_mean_them() -> None:
+    assert oauth(extra_document_types="NewDoc,Other::Doc").extra_document_types == ("NewDoc", "Other::Doc")
+    assert oauth(extra_document_types="NewDoc, Other::Doc").extra_document_types == ("NewDoc", "Other::Doc")
+    assert oauth(extra_document_types="").extra_document_types == ()
+    with pytest.raises(CoupaConfigError, match="extra_document_types"):
+        oauth(extra_document_types=[7])
+    with pytest.raises(CoupaConfigError, match="scopes"):
+        oauth(scopes=" , ")
+
+
+@pytest.mark.parametrize("api_key", [123456789012345, 12.5, ["k" * 40], {"key": "k" * 40}, b"k" * 40])
+def test_an_api_key_that_is_not_text_is_refused_without_its_value(api_key: object) -> None:
+    with pytest.raises(CoupaConfigError) as refused:
+        ClientConfig("https://acme.coupahost.com", api_key=api_key)  # type: ignore[arg-type]
+    text = f"{refused.value} {refused.value!r}"
+    assert "api_key must be text" in text
+    assert "12345" not in text
+    assert "kkkk" not in text
+
+
+@pytest.mark.parametrize("secret", [12345678, ["s3cr3t-in-a-list"]])
+def test_a_client_secret_that_is_not_text_is_refused_without_its_value(secret: object) -> None:
+    with pytest.raises(CoupaConfigError) as refused:
+        ClientConfig("https://acme.coupahost.com", client_id="cid", client_secret=secret)  # type: ignore[arg-type]
+    assert "client_secret must be text" in str(refused.value)
+    assert "12345678" not in str(refused.value)
+    assert "s3cr3t" not in str(refused.value)
+
+
+@pytest.mark.parametrize("api_key", ["Kéy" + "a" * 37, "a" * 20 + "\r\nX-Evil: 1", "a" * 20 + " " + "a" * 19, "ȷ" * 40])
+def test_an_api_key_no_header_can_carry_is_refused_when_the_config_is_built(api_key: str) -> None:
+    with pytest.raises(CoupaConfigError) as refused:
+        ClientConfig("https://acme.coupahost.com", api_key=api_key)
+    assert api_key not in str(refused.value)
+    assert "a" * 20 not in str(refused.value)
+
+
+def test_a_client_id_that_is_not_text_is_refused() -> None:
+    with pytest.raises(CoupaConfigError, match="client_id must be text, got 42"):
+        ClientConfig("https://acme.coupahost.com", client_id=42, client_secret=SECRET)  # type: ignore[arg-type]
+
+
+def test_a_lone_surrogate_in_a_credential_is_refused_unquoted() -> None:
+    with pytest.raises(CoupaConfigError, match="client_secret holds a lone surrogate") as refused:
+        ClientConfig("https://acme.coupahost.com", client_id="cid", client_secret="sec\ud800ret")
+    assert "sec" not in str(refused.value).replace("client_secret", "")
+
+
+@pytest.mark.parametrize(
+    ("raw", "hidden"),
+    [
+        ("ftp://user:p4ssw0rd@acme.coupahost.com", "p4ssw0rd"),
+        ("https://acme.coupahost.com/?token=t0k3n-in-query", "t0k3n-in-query"),
+        ("https://acme.coupahost.com:notaport/x?key=k3y-in-query", "k3y-in-query"),
+    ],
+)
+def test_a_bad_instance_url_is_refused_without_quoting_credentials_or_query(raw: str, hidden: str) -> None:
+    with pytest.raises(CoupaConfigError) as refused:
+        ClientConfig(raw, client_id="cid", client_secret=SECRET)
+    assert hidden not in str(refused.value)
+
+
+@pytest.mark.parametrize("raw", ["https://[::1", "https://acme.coupahost.com:99999", "https://acme coupahost.com"])
+def test_an_instance_url_python_cannot_read_is_a_config_error(raw: str) -> None:
+    with pytest.raises(CoupaConfigError, match=r"must look like https://acme\.coupahost\.com"):
+        ClientConfig(raw, client_id="cid", client_secret=SECRET)
+
+
+def test_a_token_path_with_spaces_or_control_characters_is_refused() -> None:
+    with pytest.raises(CoupaConfigError, match="token_path must be a URL path without spaces"):
+        oauth(token_path="/oauth2/token\r\nX-Evil: 1")
+
+
+def test_a_huge_bad_value_is_quoted_a_couple_of_hundred_characters_at_most() -> None:
+    for name, value in (("token_path", "x" * 100_000), ("read_timeout", "9" * 100_000), ("burst", "b" * 100_000)):
+        with pytest.raises(CoupaConfigError) as refused:
+            oauth(**{name: value})
+        assert len(str(refused.value)) < 600

@@ -270,3 +270,33 @@ def test_builders_are_cheap() -> None:
     for _ in range(200):
         ops.create_record(RECORD, now=NOW)
     assert time.perf_counter() - started < 1.0
+
+
+# ------------------------------------------------------------------------------------------------ hostile values
+def test_the_same_write_check_reads_odd_stored_records_without_raising() -> None:
+    sent = {"document_type": "InvoiceHeader", "document_id": 1, "integration": {"code": "ERP"}, "responses": []}
+    for stored in (
+        {"document_type": "InvoiceHeader", "document_id": 1, "integration": "ERP", "responses": []},
+        {"document_type": "InvoiceHeader", "document_id": 1, "integration": {"code": "ERP"}, "responses": "x"},
+        {"document_type": "InvoiceHeader", "document_id": 1, "integration": {"code": "ERP"}, "responses": [5]},
+    ):
+        assert ops.is_same_write(stored, sent) is False
+
+
+@pytest.mark.parametrize(
+    ("call", "words"),
+    [
+        (lambda: ops.run_transition(1, "run", total_records=2**63), "total_records must be a whole number from 0"),
+        (lambda: ops.run_transition(1, "fail", records_processed="9" * 5000), "records_processed must be"),
+        (lambda: ops.run_transition(2**63, "run"), "run_id must be a Coupa id"),
+        (lambda: ops.create_run("I" * 256, now=0.0), "at most 255 characters"),
+        (lambda: ops.create_run("I" * 100_000, now=0.0), "100000 characters"),
+        (lambda: ops.set_resolved("7" * 100_000, True), "100000 characters"),
+        (lambda: ops.create_record({}, action="x" * 100_000, now=0.0), "100000 characters"),
+    ],
+)
+def test_run_counts_and_ids_are_bounded_and_quoted_briefly(call: Any, words: str) -> None:
+    with pytest.raises(CoupaValidationError) as refused:
+        call()
+    assert words in str(refused.value)
+    assert len(str(refused.value)) < 800

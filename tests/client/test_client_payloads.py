@@ -238,3 +238,74 @@ def test_an_integration_error_needs_its_run() -> None:
     assert error.problems == ["integration_run can't be blank"]
     assert "refuse this integration error" in str(error)
     assert build_payload({**VALID, "integration_run": 3}, known=ERROR_FIELDS)["integration-run"] == {"id": 3}
+
+
+# ------------------------------------------------------------------------------------------------ bounds
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"document_id": 0}, "document_id must be a whole number from 1 to 9223372036854775807 (a Coupa id), got 0"),
+        ({"document_id": -7}, "got -7"),
+        ({"document_id": 2**63}, f"got {2**63}"),
+        ({"document_id": str(2**63)}, f"got '{2**63}'"),
+        ({"document_revision": -1}, "document_revision must be a whole number from 0 to 9223372036854775807, got -1"),
+        ({"integration_run_id": 0}, "integration_run_id must be a whole number from 1"),
+        (
+            {"integration_run": 0},
+            "integration_run takes the run's id from 1 to 9223372036854775807 (a Coupa id), got 0",
+        ),
+        ({"integration_run": {"id": 2**63}}, "integration_run takes the run's id from 1"),
+        ({"integration": {"id": -3}}, "integration takes the integration's id from 1"),
+        ({"integration": "I" * 256}, "integration takes the integration's code, at most 255 characters, got 256"),
+        ({"document_id": "9" * 5000}, "document_id is not a number, got 5000 characters"),
+        ({"document_id": 10**5000}, "got a whole number of about 5000 digits"),
+        ({"document_id": "²"}, "document_id is not a number, got '²'"),
+        ({"document_id": "①"}, "document_id is not a number, got '①'"),
+    ],
+)
+def test_ids_are_coupa_ids_and_revisions_count_from_zero(change: dict[str, Any], words: str) -> None:
+    problems = refused({**VALID, **change}).problems
+    assert any(words in p for p in problems), problems
+    assert not any("can't be blank" in p for p in problems)  # the field's problem is named once
+
+
+def test_the_largest_ids_and_revision_zero_are_fine() -> None:
+    body = build_payload({**VALID, "document_id": 2**63 - 1, "document_revision": 0, "integration_run": 2**63 - 1})
+    assert (body["document-id"], body["document-revision"]) == (2**63 - 1, 0)
+    assert body["integration-run"] == {"id": 2**63 - 1}
+
+
+def test_a_response_message_has_a_documented_cap() -> None:
+    from airflow_provider_coupa_ihr.client.records import MAX_TEXT_BYTES
+
+    build_payload({**VALID, "responses": [("E1", "m" * MAX_TEXT_BYTES)]})
+    problems = refused({**VALID, "responses": [("E1", "m" * (MAX_TEXT_BYTES + 1))]}).problems
+    assert problems == [f"responses response-message is too long (maximum is {MAX_TEXT_BYTES} bytes of UTF-8)"]
+    # bytes, not characters: é is two bytes of UTF-8
+    assert refused({**VALID, "responses": [("E1", "é" * (MAX_TEXT_BYTES // 2 + 1))]}).problems
+
+
+def test_a_lone_surrogate_is_refused_before_it_could_fail_the_transport() -> None:
+    problems = refused({**VALID, "status": "Err\ud800or"}).problems
+    assert problems == [
+        "a text field holds a lone surrogate (\\ud800-\\udfff), which is not Unicode and cannot be sent"
+    ]
+    assert refused({**VALID, "responses": [("E1", "x\udfffy")]}).problems
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"status": "s" * 100_000},
+        {"contact_alert_type": "c" * 100_000},
+        {"document_type": "d" * 100_000},
+        {"documnet_status" + "x" * 100_000: "v"},
+        {"integration": ["i"] * 100_000},
+        {"integration_run": "r" * 100_000},
+        {"responses": [("E1",)] * 5 + ["r" * 100_000]},
+        {"document_id": "9" * 100_000},
+    ],
+)
+def test_a_bad_value_is_quoted_a_couple_of_hundred_characters_at_most(change: dict[str, Any]) -> None:
+    error = refused({**VALID, **change})
+    assert len(str(error)) < 2000, str(error)[:3000]

@@ -317,3 +317,57 @@ def test_index_params_refuse_out_of_range_settings(kwargs: dict[str, Any], fragm
 def test_index_params_report_problems_from_every_part_together() -> None:
     problems = _refused(build_index_params, {"bogus": 1}, fields=[], limit=500, offset=-3, direction="x")
     assert len(problems) == 5
+
+
+# ------------------------------------------------------------------------------------------------ bounds
+MAX_ID = 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    ("filters", "words"),
+    [
+        ({"id": 0}, "id takes a Coupa id (a whole number) from 1 to 9223372036854775807, got 0"),
+        ({"id[in]": [7, 0]}, "got 0"),
+        ({"id[not_eq]": -1}, "got -1"),
+        ({"document_id": MAX_ID + 1}, f"got {MAX_ID + 1}"),
+        ({"integration_run_id[in]": "7,0"}, "got '0'"),
+        ({"integration[id]": 0}, "id takes a Coupa id"),
+        ({"id[gt]": MAX_ID + 1}, f"id takes a whole number from {-(2**63)} to {MAX_ID}"),
+        ({"document_revision[lt]": -(2**63) - 1}, "document-revision takes a whole number"),
+        ({"id": "9" * 5000}, "id takes a whole number, got '9999"),
+        ({"id": "²"}, "id takes a whole number, got '²'"),
+        ({"id[in]": ["①"]}, "got '①'"),
+        ({"status": "Err\ud800"}, "status takes text; this holds a lone surrogate"),
+    ],
+)
+def test_integer_filters_stay_within_what_coupa_holds(filters: dict[str, Any], words: str) -> None:
+    problems = _refused(filter_params, filters)
+    assert any(words in p for p in problems), problems
+    assert all(len(p) < 600 for p in problems)
+
+
+def test_comparisons_may_start_below_the_first_id() -> None:
+    assert filter_params({"id[gt]": 0, "document_id[gt_or_eq]": 0, "id[lt]": MAX_ID}) == [
+        ("id[gt]", "0"),
+        ("document-id[gt_or_eq]", "0"),
+        ("id[lt]", str(MAX_ID)),
+    ]
+    assert filter_params({"id[in]": [1, MAX_ID]}) == [("id[in]", f"1,{MAX_ID}")]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: filter_params({"status[contains]": ["x" * 100_000]}),
+        lambda: filter_params({"created_at[gt]": "y" * 100_000}),
+        lambda: filter_params({"id[in]": ["z" * 100_000]}),
+        lambda: build_index_params(direction="d" * 100_000),
+        lambda: build_index_params(limit="9" * 100_000),
+        lambda: fields_param(["a"] * 5 + [{"b": 1, "c": 2, "x" * 100_000: 3}]),
+        lambda: filter_params("f" * 100_000),  # type: ignore[arg-type]
+    ],
+)
+def test_a_bad_value_is_quoted_a_couple_of_hundred_characters_at_most(call: Any) -> None:
+    with pytest.raises(CoupaValidationError) as refused:
+        call()
+    assert len(str(refused.value)) < 2000

@@ -302,3 +302,46 @@ def test_a_naive_wait_start_is_taken_as_utc():
     aware = target.resolved_walk(datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)).next_operation()
     assert naive == aware
     assert ("updated-at[gt_or_eq]", "2026-03-01T11:59:00+00:00") in naive.params  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------------------------------------ malformed pages
+MALFORMED_PAGES = [
+    pytest.param({"id": 1, "resolved": True}, "is not a page of records", id="an-object-where-a-page-belongs"),
+    pytest.param(["1"], "holds a JSON str", id="an-item-that-is-not-a-record"),
+    pytest.param([{"resolved": True}], "with no id", id="a-record-without-an-id"),
+    pytest.param([{"id": "²", "resolved": True}], "the id '²'", id="an-id-isdigit-reads"),
+    pytest.param([{"id": "9" * 5000, "resolved": True}], "5000 characters", id="an-id-past-int-s-limit"),
+    pytest.param([{"id": 0, "resolved": True}], "the id 0", id="id-zero"),
+    pytest.param("<html>login</html>", "it is a JSON str", id="text"),
+]
+
+
+@pytest.mark.parametrize(("page", "words"), MALFORMED_PAGES)
+@pytest.mark.parametrize(
+    "target", [ResolutionTarget.of(record_ids=[1]), ResolutionTarget.of(filters={"status": "Error"})]
+)
+def test_a_malformed_page_is_a_coupa_error_sync_and_async(page: Any, words: str, target: ResolutionTarget) -> None:
+    from airflow_provider_coupa_ihr.client.errors import CoupaError
+
+    def perform(operation: Operation) -> Any:
+        return page
+
+    async def aperform(operation: Operation) -> Any:
+        return page
+
+    with pytest.raises(CoupaError) as blocking:
+        check(target, perform)
+    with pytest.raises(CoupaError) as awaiting:
+        asyncio.run(acheck(target, aperform))
+    for error in (blocking.value, awaiting.value):
+        assert not isinstance(error, CoupaValidationError)  # Coupa's answer is at fault, not the caller
+        assert words in str(error)
+        assert len(str(error)) < 800
+
+
+def test_records_returned_at_the_end_of_a_query_wait_must_be_records() -> None:
+    from airflow_provider_coupa_ihr.client.errors import CoupaError
+    from airflow_provider_coupa_ihr.client.resolution import resolved_state
+
+    with pytest.raises(CoupaError, match="with no id"):
+        resolved_state([{"resolved": True}])

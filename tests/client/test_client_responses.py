@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import html
 import json
+import re
+from urllib.parse import quote, quote_plus
 
 import pytest
 
 from airflow_provider_coupa_ihr.client.responses import (
+    LOGGED_BODY_CHARS,
     MAX_PARSE_CHARS,
     MAX_TEXT_CHARS,
     body_preview,
     parse_error_messages,
     redact,
+    secret_spellings,
 )
 
 JSON = "application/json; charset=utf-8"
@@ -162,3 +168,93 @@ def test_body_preview_is_short_and_redacted() -> None:
     assert preview.startswith("***")
     assert preview.endswith("...")
     assert len(preview) < 320
+
+
+# ------------------------------------------------------------------------------------------------ every spelling
+HOSTILE = "Sec+ret/@=&%é-x7Q\"'\\"
+
+
+def _lead_encodings(secret: str) -> dict[str, str]:
+    """The spellings the hostile suite searches for (tests/reliability/test_reliability_hostile_secrets.py)."""
+    return {
+        "raw": secret,
+        "quote": quote(secret, safe=""),
+        "quote_plus": quote_plus(secret),
+        "quote_keep_slash": quote(secret),
+        "json": json.dumps(secret)[1:-1],
+        "json_ascii": json.dumps(secret, ensure_ascii=True)[1:-1],
+        "json_unicode": json.dumps(secret, ensure_ascii=False)[1:-1],
+        "repr": repr(secret)[1:-1],
+        "ascii": ascii(secret)[1:-1],
+        "base64": base64.b64encode(secret.encode()).decode(),
+        "basic": base64.b64encode(f"client-id:{secret}".encode()).decode(),
+        "latin1_utf8": secret.encode().decode("latin-1"),
+        "html": html.escape(secret),
+    }
+
+
+def test_secret_spellings_name_every_usual_spelling_and_redact_hides_each() -> None:
+    spellings = secret_spellings(HOSTILE, user="client-id")
+    for name, spelt in _lead_encodings(HOSTILE).items():
+        assert spelt in spellings, name
+    for spelt in spellings:
+        assert spelt not in redact(f"before {spelt} after", [HOSTILE])
+    assert secret_spellings("") == frozenset()
+
+
+@pytest.mark.parametrize(
+    "spelt",
+    [
+        pytest.param(re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), quote(HOSTILE, safe="")), id="lower-hex"),
+        pytest.param(quote(HOSTILE, safe="", encoding="latin-1"), id="latin-1-percent"),
+        pytest.param(quote(HOSTILE[:8], safe="") + json.dumps(HOSTILE[8:])[1:-1], id="half-percent-half-json"),
+        pytest.param("".join(f"&#{ord(c)};" for c in HOSTILE), id="html-decimal-entities"),
+        pytest.param("".join(f"&#x{ord(c):X};" for c in HOSTILE), id="html-hex-entities"),
+        pytest.param(HOSTILE.replace("é", "\ufffd"), id="latin-1-byte-read-as-utf-8"),
+        pytest.param(repr(HOSTILE.encode())[2:-1], id="bytes-repr"),
+        pytest.param(base64.urlsafe_b64encode(HOSTILE.encode()).decode(), id="urlsafe-base64"),
+        pytest.param(base64.b64encode(b"user:" + HOSTILE.encode("latin-1")).decode(), id="basic-latin-1"),
+        pytest.param(base64.b64encode(b"xx-any-prefix:" + HOSTILE.encode() + b":suffix").decode(), id="base64-inside"),
+    ],
+)
+def test_redact_hides_spellings_beyond_the_usual_ones(spelt: str) -> None:
+    hidden = redact(f"<{spelt}>", [HOSTILE])
+    assert spelt not in hidden
+    assert "***" in hidden
+
+
+def test_a_secret_with_control_characters_is_hidden_in_its_escaped_spellings_too() -> None:
+    secret = "line1\r\nline2\tend"
+    for spelt in (json.dumps(secret)[1:-1], repr(secret)[1:-1], quote(secret)):
+        assert redact(f"[{spelt}]", [secret]) == "[***]"
+
+
+def test_a_message_cut_short_never_keeps_half_a_secret() -> None:
+    secret = "half-a-secret-" + "k" * 40
+    for at in (MAX_TEXT_CHARS - 30, MAX_TEXT_CHARS - 5, MAX_TEXT_CHARS + 10):
+        body = json.dumps({"errors": ["x" * at + quote_plus(secret) + " tail"]}).encode()
+        (message,) = parse_error_messages(body, JSON, [secret])
+        assert "half-a-sec" not in message
+        assert len(message) <= MAX_TEXT_CHARS
+
+
+def test_a_secret_escaped_in_a_json_body_is_hidden_before_parsing_and_after() -> None:
+    secret = "s3cr&t/é"
+    body = json.dumps({"error": "invalid_client", "error_description": f"got {secret}", "form": secret})
+    assert "\\u0026" not in body  # json.dumps leaves & alone; escape it as HTML-safe encoders do
+    body = body.replace("&", "\\u0026")
+    (message,) = parse_error_messages(body, JSON, [secret])
+    assert message == "invalid_client: got ***"
+
+
+def test_body_preview_does_not_cut_a_secret_in_half() -> None:
+    secret = "preview-secret-" + "z" * 30
+    body = ("x" * (LOGGED_BODY_CHARS - 10) + secret + "y" * 500).encode()
+    preview = body_preview(body, [secret])
+    assert "preview-se" not in preview
+    assert preview.endswith("...")
+
+
+def test_deeply_nested_errors_are_read_without_recursion_errors() -> None:
+    body = '{"errors": ' + "[" * 5000 + '"deep"' + "]" * 5000 + "}"
+    assert len(parse_error_messages(body, JSON)) == 1

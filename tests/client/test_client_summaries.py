@@ -50,3 +50,25 @@ def test_a_run_summary():
         "end_time": None,
     }
     assert run_summary({"integration": "odd"})["integration"] is None
+
+
+# ------------------------------------------------------------------------------------------------ odd answers
+def test_an_answer_that_is_not_a_record_is_a_coupa_error_not_an_attribute_error() -> None:
+    import pytest
+
+    from airflow_provider_coupa_ihr.client.errors import CoupaError
+
+    for answer in ([{"id": 1}], "7", 7):
+        with pytest.raises(CoupaError, match="is not a record"):
+            record_summary(answer)  # type: ignore[arg-type]
+        with pytest.raises(CoupaError, match="is not a record"):
+            run_summary(answer)  # type: ignore[arg-type]
+
+
+def test_odd_shapes_inside_a_record_are_read_without_raising() -> None:
+    summary = record_summary({"id": 1, "responses": 5, "integration": "ERP", "resolved": ["x"]})
+    assert summary is not None
+    assert summary["responses"] == []
+    assert summary["integration"] == "ERP"
+    assert summary["resolved"] is False
+    assert run_summary({"id": 2, "integration": ["x"]})["integration"] is None
