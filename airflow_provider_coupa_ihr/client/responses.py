@@ -69,6 +69,7 @@ def secret_spellings(secret: str, *, user: str | None = None) -> frozenset[str]:
         quote_plus(secret),
         as_json,
         as_json.replace("/", "\\/"),
+        json.dumps(secret, ensure_ascii=False)[1:-1],
         "".join(f"\\u{ord(ch):04x}" if not ch.isalnum() else ch for ch in secret),
         html.escape(secret),
         repr(secret)[1:-1],
@@ -166,7 +167,9 @@ def _char_pattern(ch: str) -> str:
     named = {"&": "amp", "<": "lt", ">": "gt", '"': "quot", "'": "apos"}.get(ch)
     if named:
         forms.append(f"&{named};")
-    return "(?:" + "|".join(forms) + ")"
+    # Escaped forms before the raw one: the first that matches wins, so a secret ending in "%" must take a "%25"
+    # whole rather than leave "25" of it readable.
+    return "(?:" + "|".join([*forms[1:], forms[0]]) + ")"
 
 
 #: How JSON and ``repr`` spell control characters.

@@ -258,3 +258,9 @@ def test_body_preview_does_not_cut_a_secret_in_half() -> None:
 def test_deeply_nested_errors_are_read_without_recursion_errors() -> None:
     body = '{"errors": ' + "[" * 5000 + '"deep"' + "]" * 5000 + "}"
     assert len(parse_error_messages(body, JSON)) == 1
+
+
+@pytest.mark.parametrize("secret", ["ends-in-percent%", "ends-in-amp&", "ends-in-backslash\\", "ends-in-é"])
+def test_an_encoded_last_character_is_hidden_whole(secret: str) -> None:
+    for spelt in (quote_plus(secret), json.dumps(secret, ensure_ascii=True)[1:-1], repr(secret)[1:-1]):
+        assert redact(f"[{spelt}]", [secret]) == "[***]", spelt

@@ -216,3 +216,54 @@ def test_ui_behaviour_hides_port_and_schema_and_relabels_the_credentials() -> No
     assert UI_BEHAVIOUR["relabeling"]["password"] == "OAuth client secret"
     placeholder_extra = json.loads(UI_BEHAVIOUR["placeholders"]["extra"])
     assert build(placeholder_extra).scopes == ("core.integration.read", "core.integration.write")
+
+
+# ------------------------------------------------------------------------------------------------ hostile extras
+@pytest.mark.parametrize("api_key", [123456789012345678, 1234.5678, ["k3y-in-a-list"], {"k": "k3y-in-a-dict"}])
+def test_an_api_key_of_the_wrong_type_is_refused_without_its_value(api_key: Any) -> None:
+    text = refusal({"api_key": api_key})
+    assert "api_key must be text" in text
+    for shown in ("123456789012345678", "1234.5678", "k3y-in-a-list", "k3y-in-a-dict"):
+        assert shown not in text
+
+
+@pytest.mark.parametrize("proxy", ["user:pr0xy-pass@proxy:3128", "pr0xy-pass"])
+def test_a_proxy_without_its_scheme_is_refused_without_its_value(proxy: str) -> None:
+    text = refusal({"proxy": proxy})
+    assert "proxy must be a URL such as http://proxy:3128" in text
+    assert "pr0xy-pass" not in text
+
+
+@pytest.mark.parametrize(("name", "value"), [("read_timeout", 10**400), ("burst", 10**400), ("rate_limit", "9" * 5000)])
+def test_numbers_past_a_float_are_refused_as_config_errors(name: str, value: Any) -> None:
+    text = refusal({name: value})
+    assert name in text
+    assert len(text) < 800
+
+
+@pytest.mark.parametrize(
+    ("extra", "attribute", "expected"),
+    [
+        (
+            {"scopes": "core.integration.read core.integration.write"},
+            "scopes",
+            ("core.integration.read", "core.integration.write"),
+        ),
+        (
+            {"scopes": "core.integration.read,core.integration.write"},
+            "scopes",
+            ("core.integration.read", "core.integration.write"),
+        ),
+        ({"extra_document_types": "NewDoc,Other::Doc"}, "extra_document_types", ("NewDoc", "Other::Doc")),
+        ({"extra_document_types": " NewDoc , Other::Doc "}, "extra_document_types", ("NewDoc", "Other::Doc")),
+    ],
+)
+def test_list_extras_given_as_text_are_read_as_people_mean_them(
+    extra: dict[str, Any], attribute: str, expected: tuple[str, ...]
+) -> None:
+    assert getattr(build(extra), attribute) == expected
+
+
+def test_a_huge_bad_extra_is_quoted_a_couple_of_hundred_characters_at_most() -> None:
+    for extra in ({"verify": ["x" * 100_000]}, {"scopes": [7] * 100_000}, {"read_timeout": "y" * 100_000}):
+        assert len(refusal(extra)) < 800

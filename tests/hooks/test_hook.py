@@ -424,3 +424,81 @@ def test_airflow_connections_test_succeeds_against_the_emulator(coupa_emulator: 
     assert "Connection success!" in result.stdout
     assert coupa_emulator.tokens_issued == 1
     assert coupa_emulator.credentials.client_secret not in result.stdout + result.stderr
+
+
+# ------------------------------------------------------------------------------------------------ every spelling
+def test_the_hook_masks_every_spelling_of_the_secret_and_of_each_token(
+    coupa_emulator: CoupaEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_coupa_ihr.client.responses import secret_spellings
+
+    masked: set[str] = set()
+
+    def collect(value: Any, name: str | None = None) -> None:
+        masked.update([value] if isinstance(value, str) else value)
+
+    monkeypatch.setattr("airflow_provider_coupa_ihr.hooks.coupa.mask_secret", collect)
+    set_connection(monkeypatch, coupa_emulator)
+    hook = CoupaHook()
+    hook.client.get_integration(CODE)
+    secret, login = coupa_emulator.credentials.client_secret, coupa_emulator.credentials.client_id
+    assert secret_spellings(secret, user=login) <= masked
+    assert secret_spellings(coupa_emulator.issued_tokens()[0]) <= masked
+
+
+def test_without_secrets_redacts_every_text_of_a_record() -> None:
+    from urllib.parse import quote_plus
+
+    from airflow_provider_coupa_ihr.hooks.coupa import without_secrets
+
+    secret = "Sec+ret/@=&%"
+    fields = {
+        "document_id": 7,
+        "status": f"x {secret}",
+        "responses": [{"response_code": "E", "response_message": f"form client_secret={quote_plus(secret)}"}],
+        "integration_run": ("a", secret),
+    }
+    assert without_secrets(fields, [secret]) == {
+        "document_id": 7,
+        "status": "x ***",
+        "responses": [{"response_code": "E", "response_message": "form client_secret=***"}],
+        "integration_run": ("a", "***"),
+    }
+
+
+def test_the_record_the_notifier_and_listener_write_carries_no_secret_of_the_connection(
+    coupa_emulator: CoupaEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    from urllib.parse import quote_plus
+
+    set_connection(monkeypatch, coupa_emulator)
+    secret = coupa_emulator.credentials.client_secret
+    leaky = f"task failed: client_secret={quote_plus(secret)} or {json.dumps(secret)}"
+    hook = CoupaHook()
+    written = [
+        hook.create_record_within(10, **record(responses=[("E1", leaky)])),
+        asyncio.run(CoupaHook().acreate_record_within(10, **record(responses=[("E2", leaky)]))),
+    ]
+    for stored in written:
+        message = stored["responses"][0]["response_message"]
+        assert message.startswith("task failed: client_secret=***")
+        assert secret not in message
+
+
+def test_test_connection_never_quotes_the_secret_whatever_fails(
+    coupa_emulator: CoupaEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from urllib.parse import quote
+
+    set_connection(monkeypatch, coupa_emulator)
+    secret = coupa_emulator.credentials.client_secret
+    hook = CoupaHook()
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(f"a library quoting {quote(secret, safe='')}")
+
+    monkeypatch.setattr(type(hook.client), "query_records", broken)
+    ok, message = hook.test_connection()
+    assert not ok
+    assert message.startswith("RuntimeError: a library quoting ***")
