@@ -15,7 +15,7 @@ from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
 from airflow_provider_coupa_ihr.client.flow import Operation, Verification
 from airflow_provider_coupa_ihr.client.paging import Walk
 from airflow_provider_coupa_ihr.client.payloads import build_payload
-from airflow_provider_coupa_ihr.client.query import PAGE_SIZE, build_index_params, fields_param
+from airflow_provider_coupa_ihr.client.query import PAGE_SIZE, build_index_params, fields_param, filter_params
 from airflow_provider_coupa_ihr.client.records import (
     ERROR_FIELDS,
     ERRORS_PATH,
@@ -215,6 +215,8 @@ def matching_ids_walk(filters: Mapping[str, Any] | None, *, resolved: bool, max_
 
     Callers collect every id before changing any, so the walk is never disturbed by its own changes.
     """
+    if filters is not None and not isinstance(filters, Mapping):  # a template rendered to text, say
+        filter_params(filters)  # raises, naming what was given
     return Walk(RECORDS_PATH, {**(filters or {}), "resolved": not resolved}, fields=["id"], max_records=max_records)
 
 

@@ -283,13 +283,14 @@ class CoupaQueryRecordsOperator(CoupaBaseOperator):
 
 def _summary(record: Any) -> dict[str, Any]:
     """The record's plain-JSON XCom (:func:`~airflow_provider_coupa_ihr.client.summaries.record_summary`); an
-    answer that is not a record raises :class:`~airflow_provider_coupa_ihr.client.errors.CoupaError`."""
-    from airflow_provider_coupa_ihr.client.answers import not_a_record
+    answer that is not a record with an id raises :class:`~airflow_provider_coupa_ihr.client.errors.CoupaError`."""
+    from airflow_provider_coupa_ihr.client.answers import not_a_record, record_id
     from airflow_provider_coupa_ihr.client.summaries import record_summary
 
     summary = record_summary(record)
     if summary is None:
         raise not_a_record(record)
+    record_id(record)
     return summary
 
 
