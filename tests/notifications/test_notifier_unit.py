@@ -250,3 +250,27 @@ def test_bad_input_is_warned_about_and_nothing_reaches_coupa(
     _notifier(**changes)(context)
     asyncio.run(_notifier(**changes).async_notify(context))
     assert coupa_emulator.requests() == []
+
+
+# ------------------------------------------------------------------------------------------------ secrets
+def test_an_alert_quoting_the_connections_secret_reaches_coupa_without_it(
+    coupa_connection: Any, coupa_emulator: Any
+) -> None:
+    """A failed task's error may quote the connection's secret (an HTTP library's message, a proxy's echo), in an
+    encoding Airflow's masker does not know; Coupa would e-mail it to the integration's contacts."""
+    import base64
+    import json
+    from urllib.parse import quote, quote_plus
+
+    secret = coupa_emulator.credentials.client_secret
+    error = RuntimeError(
+        f"token: client_secret={quote_plus(secret)} / {quote(secret, safe='')} / {json.dumps(secret)} / "
+        f"Basic {base64.b64encode(f'{coupa_emulator.credentials.client_id}:{secret}'.encode()).decode()}"
+    )
+    _notifier().notify({"ti": _ti("failed"), "exception": error})
+    (stored,) = coupa_emulator.records()
+    message = stored["responses"][0]["response-message"]
+    assert message.startswith("Airflow task invoices.export failed")
+    assert "client_secret=***" in message
+    for spelt in (secret, quote_plus(secret), quote(secret, safe="")):
+        assert spelt not in message

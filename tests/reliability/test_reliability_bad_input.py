@@ -227,6 +227,104 @@ CLIENT_CASES = [
         id="run-id-text",
     ),
     pytest.param(lambda c: c.create_run(""), ["integration must be the integration's code"], id="run-no-integration"),
+    # --- bounds (issue 12 item 7): ids are Coupa ids, 1 to a bigint; revisions and counts from 0; capped text
+    pytest.param(
+        lambda c: c.create_record(**record(document_id=0)),
+        ["document_id must be a whole number from 1 to 9223372036854775807 (a Coupa id)", "got 0"],
+        id="document-id-zero",
+    ),
+    pytest.param(
+        lambda c: c.create_record(**record(document_id=2**63)),
+        ["document_id must be a whole number from 1 to 9223372036854775807", str(2**63)],
+        id="document-id-beyond-a-bigint",
+    ),
+    pytest.param(
+        lambda c: c.create_record(**record(document_revision=-1)),
+        ["document_revision must be a whole number from 0", "got -1"],
+        id="document-revision-negative",
+    ),
+    pytest.param(
+        lambda c: c.create_record(**record(integration_run=0)),
+        ["integration_run takes the run's id from 1"],
+        id="integration-run-zero",
+    ),
+    pytest.param(
+        lambda c: c.create_record(**record(responses=[("E1", "m" * 70_000)])),
+        ["response-message is too long", "maximum is 65535 bytes"],
+        id="response-message-over-the-cap",
+    ),
+    pytest.param(
+        lambda c: c.create_record(**record(status="Err\ud800or")),
+        ["lone surrogate", "cannot be sent"],
+        id="status-with-a-lone-surrogate",
+    ),
+    pytest.param(
+        lambda c: c.create_run("I" * 300),
+        ["integration must be the integration's code (at most 255 characters)"],
+        id="run-integration-code-too-long",
+    ),
+    pytest.param(
+        lambda c: c.run_transition(5, "run", total_records=2**63),
+        ["total_records must be a whole number from 0 to 9223372036854775807"],
+        id="run-total-records-beyond-a-bigint",
+    ),
+    pytest.param(
+        lambda c: c.get_record(2**63),
+        ["must be a Coupa id (a whole number from 1)", str(2**63)],
+        id="record-id-beyond-a-bigint",
+    ),
+    pytest.param(
+        lambda c: c.query_records({"id": 0}),
+        ["id takes a Coupa id (a whole number) from 1", "got 0"],
+        id="filter-id-zero",
+    ),
+    pytest.param(
+        lambda c: c.query_records({"id[in]": [7, 2**63]}),
+        ["from 1 to 9223372036854775807", str(2**63)],
+        id="filter-id-beyond-a-bigint",
+    ),
+    # --- digits Python reads and Coupa does not (issue 12 item 6)
+    pytest.param(
+        lambda c: c.create_record(**record(document_id="²")),
+        ["document_id is not a number", "'²'"],
+        id="document-id-superscript-two",
+    ),
+    pytest.param(
+        lambda c: c.create_record(**record(document_id="①")),
+        ["document_id is not a number", "'①'"],
+        id="document-id-circled-one",
+    ),
+    pytest.param(
+        lambda c: c.create_record(**record(document_id="9" * 5000)),
+        ["document_id is not a number", "5000 characters"],
+        id="document-id-5000-nines",
+    ),
+    pytest.param(
+        lambda c: c.query_records({"document_id": "9" * 5000}),
+        ["document-id takes a whole number", "5000 characters"],
+        id="filter-5000-nines",
+    ),
+    pytest.param(
+        lambda c: c.resolve_records(["²"]),
+        ["'²' is not a Coupa record id"],
+        id="record-ids-superscript",
+    ),
+    # --- ids rendered to blank text (issue 12 item 7)
+    pytest.param(
+        lambda c: c.resolve_records(""),
+        ["record_ids: '' holds no id", "pass an empty list, [], to mean no ids on purpose"],
+        id="record-ids-blank",
+    ),
+    pytest.param(
+        lambda c: c.resolve_records(","),
+        ["record_ids: ',' holds no id"],
+        id="record-ids-a-lone-comma",
+    ),
+    pytest.param(
+        lambda c: c.unresolve_records("[7, 8]", exclude=" , "),
+        ["exclude: ' , ' holds no id"],
+        id="exclude-ids-blank-text",
+    ),
 ]
 
 
@@ -244,14 +342,56 @@ def _call_through(call: Callable[[CoupaClient], Any], client: CoupaClient) -> No
 
 @pytest.mark.parametrize(("call", "words"), CLIENT_CASES)
 def test_the_client_refuses_before_sending(
-    call: Callable[[CoupaClient], Any], words: list[str], client: CoupaClient, coupa_emulator: CoupaEmulator
+    call: Callable[[CoupaClient], Any],
+    words: list[str],
+    client: CoupaClient,
+    coupa_emulator: CoupaEmulator,
+    reliability_report: Callable[[str], None],
 ) -> None:
     with pytest.raises(CoupaValidationError) as caught:
         _call_through(call, client)
     message = str(caught.value)
+    report_requests(reliability_report, coupa_emulator)
     assert_says(message, "Not sent to Coupa", *words)
     assert isinstance(caught.value, ValueError)  # a bad argument, to Python code
+    assert len(message) < 3000, "a bad value is quoted a couple of hundred characters at most"
     nothing_sent(coupa_emulator)
+
+
+HUGE = 100_000
+HUGE_VALUE_CASES = [
+    pytest.param(lambda c: c.create_record(**record(document_type="D" * HUGE)), id="document-type"),
+    pytest.param(lambda c: c.create_record(**record(contact_alert_type="C" * HUGE)), id="contact-alert-type"),
+    pytest.param(lambda c: c.create_record(**record(integration_run="R" * HUGE)), id="integration-run"),
+    pytest.param(lambda c: c.create_record(**record(**{"x" * HUGE: 1})), id="field-name"),
+    pytest.param(lambda c: c.create_record(action="A" * HUGE, **record()), id="action"),
+    pytest.param(lambda c: c.query_records({"created_at[gt]": "T" * HUGE}), id="filter-datetime"),
+    pytest.param(lambda c: c.query_records({"id[in]": ["I" * HUGE]}), id="filter-id-list"),
+    pytest.param(lambda c: c.query_records(direction="S" * HUGE), id="direction"),
+    pytest.param(lambda c: c.get_record("9" * HUGE), id="record-id"),
+    pytest.param(lambda c: c.resolve_records(["x" * HUGE]), id="record-ids"),
+    pytest.param(lambda c: c.run_transition(5, "run", total_records="N" * HUGE), id="run-total-records"),
+    pytest.param(lambda c: c.create_run("I" * HUGE), id="run-integration"),
+]
+
+
+@pytest.mark.parametrize("call", HUGE_VALUE_CASES)
+def test_a_huge_bad_value_is_quoted_a_couple_of_hundred_characters_at_most(
+    call: Callable[[CoupaClient], Any],
+    client: CoupaClient,
+    coupa_emulator: CoupaEmulator,
+    reliability_report: Callable[[str], None],
+) -> None:
+    with pytest.raises(CoupaValidationError) as caught:
+        _call_through(call, client)
+    report_requests(reliability_report, coupa_emulator, f"message {len(str(caught.value))} characters")
+    assert len(str(caught.value)) < 1500, str(caught.value)[:2000]
+    nothing_sent(coupa_emulator)
+
+
+def report_requests(report: Callable[[str], None], coupa: CoupaEmulator, extra: str = "") -> None:
+    """The figure the reliability summary prints for each refused input: requests Coupa saw before the refusal."""
+    report(f"requests sent before the refusal: {len(coupa.requests())}" + (f"; {extra}" if extra else ""))
 
 
 # ================================================================================================ connections
@@ -331,7 +471,11 @@ CONNECTION_CASES = [
 
 @pytest.mark.parametrize(("changes", "words"), CONNECTION_CASES)
 def test_a_bad_connection_is_refused_before_any_request(
-    changes: dict[str, Any], words: list[str], coupa_emulator: CoupaEmulator, monkeypatch: pytest.MonkeyPatch
+    changes: dict[str, Any],
+    words: list[str],
+    coupa_emulator: CoupaEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    reliability_report: Callable[[str], None],
 ) -> None:
     from airflow_provider_coupa_ihr.hooks.coupa import CoupaHook
 
@@ -339,8 +483,49 @@ def test_a_bad_connection_is_refused_before_any_request(
     hook = CoupaHook("coupa_bad")
     with pytest.raises(CoupaConfigError) as caught:
         hook.create_record(**record())
+    report_requests(reliability_report, coupa_emulator)
     assert_says(str(caught.value), "Coupa connection 'coupa_bad'", *words)
     nothing_sent(coupa_emulator)
+
+
+SECRET_CONNECTION_CASES = [
+    pytest.param({"extra": {"api_key": 987654321987654321}}, "987654321987654321", id="api-key-a-json-number"),
+    pytest.param({"extra": {"api_key": ["list-held-key-0042"]}}, "list-held-key-0042", id="api-key-a-list"),
+    pytest.param({"extra": {"api_key": "Kéy-0042-non-ascii"}}, "Kéy-0042-non-ascii", id="api-key-non-ascii"),
+    pytest.param({"extra": {"api_key": "key-0042\r\nX-Evil: 1"}}, "key-0042", id="api-key-with-crlf"),
+    pytest.param({"extra": {"proxy": "user:pr0xy-pass@proxy:3128"}}, "pr0xy-pass", id="proxy-without-scheme"),
+    pytest.param({"host": "ftp://user:h0st-pass@acme.coupahost.com"}, "h0st-pass", id="host-credentials-bad-scheme"),
+]
+
+
+@pytest.mark.parametrize(("changes", "hidden"), SECRET_CONNECTION_CASES)
+def test_a_bad_secret_setting_is_refused_without_quoting_it(
+    changes: dict[str, Any],
+    hidden: str,
+    coupa_emulator: CoupaEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    reliability_report: Callable[[str], None],
+) -> None:
+    from airflow_provider_coupa_ihr.hooks.coupa import CoupaHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_COUPA_BAD", json.dumps(_conn(coupa_emulator, **changes)))
+    with pytest.raises(CoupaConfigError) as caught:
+        CoupaHook("coupa_bad").create_record(**record())
+    report_requests(reliability_report, coupa_emulator)
+    assert "Coupa connection 'coupa_bad'" in str(caught.value)
+    assert hidden not in f"{caught.value} {caught.value!r}"
+    nothing_sent(coupa_emulator)
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["connect_timeout", "read_timeout", "burst", "verify", "token_path", "scopes", "proxies", "retry"],
+)
+def test_none_for_a_client_setting_is_a_config_error(setting: str) -> None:
+    from airflow_provider_coupa_ihr.client.config import ClientConfig
+
+    with pytest.raises(CoupaConfigError, match=setting):
+        ClientConfig("https://acme.coupahost.com", "id", "secret", **{setting: None})
 
 
 def test_plain_http_to_a_remote_host_is_refused_by_the_bare_client_too() -> None:
@@ -507,6 +692,44 @@ def _operators() -> list[Any]:
             ["run_id must be a Coupa id (a whole number from 1)", "'latest'"],
             id="finish-run-id-text",
         ),
+        # --- templates that rendered to blank text, or to ids out of bounds
+        pytest.param(
+            lambda: _records().CoupaResolveRecordsOperator(task_id="t", record_ids="").execute({"ti": _TI()}),
+            ["record_ids: '' holds no id"],
+            id="resolve-ids-rendered-blank",
+        ),
+        pytest.param(
+            lambda: _records().CoupaUnresolveRecordsOperator(task_id="t", record_ids=" , ").execute({"ti": _TI()}),
+            ["record_ids: ' , ' holds no id"],
+            id="unresolve-ids-rendered-to-a-comma",
+        ),
+        pytest.param(
+            lambda: (
+                _records()
+                .CoupaCreateRecordOperator(task_id="t", resolve_previous=True, **record(document_id="0"))
+                .execute({"ti": _TI()})
+            ),
+            ["document_id must be a whole number from 1 to 9223372036854775807"],
+            id="resolve-previous-then-document-id-zero",
+        ),
+        pytest.param(
+            lambda: (
+                _records()
+                .CoupaResolveRecordsOperator(task_id="t", filters='{"document_type": "InvoiceHeader"}')
+                .execute({"ti": _TI()})
+            ),
+            ["filters: must be a mapping of filter to value"],
+            id="resolve-filters-rendered-to-text",
+        ),
+        pytest.param(
+            lambda: (
+                _runs()
+                .CoupaStartIntegrationRunOperator(task_id="t", integration="AIRFLOW-TEST", total_records=str(2**63))
+                .execute({"ti": _TI()})
+            ),
+            ["total_records must be a whole number from 0 to 9223372036854775807"],
+            id="start-run-total-records-beyond-a-bigint",
+        ),
     ]
 
 
@@ -536,12 +759,17 @@ def _sensor() -> Any:
 
 @pytest.mark.parametrize(("make", "words"), _operators())
 def test_operators_refuse_bad_arguments_before_any_request(
-    make: Callable[[], Any], words: list[str], coupa_connection: Any, coupa_emulator: CoupaEmulator
+    make: Callable[[], Any],
+    words: list[str],
+    coupa_connection: Any,
+    coupa_emulator: CoupaEmulator,
+    reliability_report: Callable[[str], None],
 ) -> None:
     from airflow.providers.common.compat.sdk import AirflowFailException
 
     with pytest.raises((ValueError, AirflowFailException)) as caught:
         make()
+    report_requests(reliability_report, coupa_emulator)
     assert_says(str(caught.value), *words)
     nothing_sent(coupa_emulator)
 
@@ -574,7 +802,11 @@ BULK_CASES = [
 
 @pytest.mark.parametrize(("items", "words"), BULK_CASES)
 def test_bad_bulk_items_fail_the_batch_before_any_request(
-    items: Any, words: list[str], coupa_connection: Any, coupa_emulator: CoupaEmulator
+    items: Any,
+    words: list[str],
+    coupa_connection: Any,
+    coupa_emulator: CoupaEmulator,
+    reliability_report: Callable[[str], None],
 ) -> None:
     from airflow.providers.common.compat.sdk import AirflowFailException
 
@@ -585,6 +817,7 @@ def test_bad_bulk_items_fail_the_batch_before_any_request(
     )
     with pytest.raises(AirflowFailException) as caught:  # no task retries: the next try would fail the same way
         operator.execute({"ti": _TI()})
+    report_requests(reliability_report, coupa_emulator)
     assert_says(str(caught.value), *words)
     nothing_sent(coupa_emulator)
 
@@ -664,8 +897,9 @@ def bad_template_run(airflow_db: Path) -> Iterator[dict[str, Any]]:
 @pytest.mark.dag
 @pytest.mark.parametrize(("task_id", "words"), TEMPLATE_CASES)
 def test_a_template_rendering_to_bad_input_fails_the_task_at_once(
-    task_id: str, words: list[str], bad_template_run: dict[str, Any]
+    task_id: str, words: list[str], bad_template_run: dict[str, Any], reliability_report: Callable[[str], None]
 ) -> None:
+    reliability_report(f"requests sent before the refusal: {len(bad_template_run['requests'])} (the whole run)")
     assert bad_template_run["states"][task_id] == "failed"
     assert bad_template_run["tries"][task_id] == 1  # retries=2, unused: AirflowFailException
     failure = bad_template_run["failures"][task_id]
@@ -675,5 +909,14 @@ def test_a_template_rendering_to_bad_input_fails_the_task_at_once(
 
 
 def test_the_catalogue_has_at_least_thirty_cases() -> None:
-    total = len(CLIENT_CASES) + len(CONNECTION_CASES) + len(_operators()) + len(BULK_CASES) + len(TEMPLATE_CASES) + 1
+    total = (
+        len(CLIENT_CASES)
+        + len(HUGE_VALUE_CASES)
+        + len(CONNECTION_CASES)
+        + len(SECRET_CONNECTION_CASES)
+        + len(_operators())
+        + len(BULK_CASES)
+        + len(TEMPLATE_CASES)
+        + 1
+    )
     assert total >= 30
