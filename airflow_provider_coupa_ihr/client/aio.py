@@ -5,6 +5,10 @@ rate limit with the sync client, and, when made inside a running event loop, one
 connection pool) per loop and Coupa instance: a triggerer holding hundreds of waits then holds one pool, not
 hundreds, because a fresh pool (mostly its TLS context) is costly to start and to keep while a wait sleeps.
 ``benchmarks/deferred_waits.py`` measures what that saves.
+
+Bounded like the sync client: each attempt runs under ``asyncio.timeout`` for the time the call gives it
+(:mod:`.deadlines`), so a trickling server cannot hold a trigger past its bound, and bodies are read raw and
+inflated under ``max_response_bytes`` by the reader both clients share (:mod:`.bodies`).
 """
 
 from __future__ import annotations
@@ -346,6 +350,8 @@ class AsyncCoupaClient:
     async def resolve_matching(
         self, filters: Mapping[str, Any] | None, *, exclude: Any = (), max_records: int | None = None
     ) -> list[dict[str, Any]]:
+        """As :meth:`CoupaClient.resolve_matching <.sync.CoupaClient.resolve_matching>` (refused above 10,000
+        matching records unless ``max_records`` is given)."""
         return await self._set_matching(filters, True, exclude, max_records)
 
     async def unresolve_matching(

@@ -266,6 +266,9 @@ class CoupaClient:
         """Resolve every unresolved record matching ``filters`` (``resolved=false`` is added here), but ``exclude``.
 
         The ids are collected first and changed after, so the walk is never disturbed by its own changes.
+        ``max_records``: change at most that many (the first by id). Without it, more than
+        :data:`.paging.MAX_MATCHING_RECORDS` (10,000) matching records is refused with a :class:`CoupaError`
+        before anything is changed: so broad a filter is more likely a mistake than a plan.
         """
         return self._set_matching(filters, True, exclude, max_records)
 
