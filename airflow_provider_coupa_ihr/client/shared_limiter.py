@@ -17,7 +17,7 @@ the bucket in Redis instead:
 - **Safe when Redis is not.** Every Redis call is bounded by socket timeouts and is never retried by the driver
   (an idle connection Redis closed is replaced once). When Redis fails (down, slow, restarted mid-call,
   refusing), the process falls back to a local :class:`TokenBucket` at ``fallback_rate`` (the static-division
-  share, starting with one token, not a burst), logs one warning per process and budget, and asks Redis again at
+  share, starting empty, not with a burst), logs one warning per process and budget, and asks Redis again at
   most every ``probe_interval`` seconds; the first answer returns it to the shared budget. A failure of the
   limiter never fails a request.
 
@@ -396,12 +396,16 @@ class SharedThrottle:
         return wait
 
     def _fell_back(self, exc: Exception) -> float:
-        """A Redis call failed: the local share, which starts after the slots this process booked in Redis and
-        holds one token (the shared budget was in use, so Coupa's bucket is likely empty: no burst on top)."""
+        """A Redis call failed: the local share, which starts empty after the slots this process booked in Redis.
+
+        Empty, because the shared budget was in use, so Coupa's bucket is likely empty too: a local burst on top
+        would be answered 429. Its first slot, one local interval after this process's last shared one, also
+        leaves room for the other processes' last shared slots, which may lie a little later.
+        """
         ahead = self._standing.failed(exc, self.fallback.rate)
         if ahead is not None:
             bucket = TokenBucket(self.fallback.rate, self.fallback.burst, clock=self._clock)
-            for _ in range(bucket.burst - 1):
+            for _ in range(bucket.burst):
                 bucket.reserve()
             self.fallback, self._local_delay = bucket, ahead
         return self._local()
