@@ -125,8 +125,11 @@ class CoupaRecordsResolvedSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=[dict(r) for r in state.records])
 
     def _execute_deferrable(self, context: Any) -> Any:
+        from airflow_provider_coupa_ihr.client.deadlines import time_limit
+
         deadline = time.time() + float(self.timeout)
-        state = self._check()
+        with time_limit(float(self.timeout)):  # the first check cannot outlast the wait it starts
+            state = self._check()
         if state is not None and state.done:
             return [dict(r) for r in state.records]
         remaining = deadline - time.time()

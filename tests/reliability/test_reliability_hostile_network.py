@@ -491,3 +491,21 @@ def test_the_notifier_and_the_listener_leave_no_thread_or_socket_past_their_boun
     assert left_sockets == 0
     if who == "notifier":
         assert outcomes == ["CoupaTransportError"] * 10  # the calls ended themselves, not the caller's patience
+
+
+def test_the_deferrable_sensors_first_check_cannot_outlast_its_timeout(
+    hostile_connection: Callable[[HostileServer], None], reliability_report: Callable[[str], None]
+) -> None:
+    from airflow.providers.common.compat.sdk import AirflowSensorTimeout
+
+    from airflow_provider_coupa_ihr.sensors.coupa import CoupaRecordsResolvedSensor
+
+    with HostileServer(trickle([{"id": 1, "resolved": False}], 0.05)) as server:
+        hostile_connection(server)
+        sensor = CoupaRecordsResolvedSensor(task_id="wait", record_ids=[1], deferrable=True, timeout=1.5)
+        started = time.monotonic()
+        with pytest.raises(AirflowSensorTimeout):
+            sensor.execute({})
+        took = time.monotonic() - started
+    reliability_report(f"deferrable sensor, timeout 1.5 s, first check trickling: timed out after {took:.2f} s")
+    assert took <= 1.5 + 0.5
