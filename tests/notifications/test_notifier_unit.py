@@ -271,6 +271,6 @@ def test_an_alert_quoting_the_connections_secret_reaches_coupa_without_it(
     (stored,) = coupa_emulator.records()
     message = stored["responses"][0]["response-message"]
     assert message.startswith("Airflow task invoices.export failed")
-    assert "client_secret=***" in message
+    assert "=***" in message  # (what else Airflow's masker hides depends on what earlier tests taught it)
     for spelt in (secret, quote_plus(secret), quote(secret, safe="")):
         assert spelt not in message
