@@ -53,7 +53,7 @@ STATIC_SHARE = (RATE / (STATIC_POOL + 1), BURST // (STATIC_POOL + 1))
 STARTUP_SECONDS = 300
 OUTAGE_SECONDS = 15
 #: How soon a process asks Redis again while on its local share (client/shared_limiter.py's default).
-PROBE_SECONDS = 2
+PROBE_SECONDS = 0.5
 SCENARIO_SECONDS = 300
 INTEGRATION = "FLEET"
 
