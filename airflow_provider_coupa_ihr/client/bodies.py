@@ -163,6 +163,8 @@ class BodyReader:
 
 
 def _layers(content_encoding: str | None) -> list[_Inflater]:
+    if not content_encoding:
+        return []  # most answers: nothing to inflate
     names = [n.strip().lower() for n in (content_encoding or "").split(",")]
     names = [n for n in names if n and n != "identity"]
     unknown = sorted({n for n in names if n not in _KNOWN})
