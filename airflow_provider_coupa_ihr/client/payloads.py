@@ -106,7 +106,14 @@ def build_payload(
 
 def normalise_responses(value: Any) -> list[dict[str, Any]]:
     """``responses`` from any of the shapes people write: dicts (snake or dash keys), ``(code, message)`` pairs,
-    or a single one of either."""
+    or a single one of either; a :class:`CoupaValidationError` says what is wrong with any other."""
+    try:
+        return _responses(value)
+    except ValueError as exc:
+        raise CoupaValidationError([f"responses {exc}"]) from None
+
+
+def _responses(value: Any) -> list[dict[str, Any]]:
     if isinstance(value, (Mapping, tuple)):
         value = [value]
     if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
@@ -148,7 +155,7 @@ def _normalise(name: str, spec: Field, value: Any) -> Any:
             return {"id": _bounded(run_id, (1, MAX_ID), "the run's id")}
         raise ValueError(f"takes the run's id (an integer) or {{'id': ...}}, got {quoted(value)}")
     if name == "responses":
-        return normalise_responses(value)
+        return _responses(value)
     if spec.kind == "integer" and whole_number(value, text=True) is not None:
         return _bounded(value, _INTEGER_RANGES.get(name, _BIGINT))
     return value

@@ -98,10 +98,13 @@ class CoupaNotifier(BaseNotifier):
         timeout: float | None = DEFAULT_TIMEOUT,
     ) -> None:
         super().__init__()
+        from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
+        from airflow_provider_coupa_ihr.client.values import finite_number, quoted
+
         if outcome not in ("auto", "success", "failure"):
-            raise ValueError(f"outcome must be auto, success or failure, got {outcome!r}")
-        if timeout is not None and not timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+            raise CoupaValidationError([f"outcome must be auto, success or failure, got {quoted(outcome)}"])
+        if timeout is not None and not (finite_number(timeout) or 0) > 0:
+            raise CoupaValidationError([f"timeout must be a positive number of seconds or None, got {quoted(timeout)}"])
         self.coupa_conn_id = coupa_conn_id
         self.document_type = document_type
         self.document_id = document_id

@@ -209,7 +209,9 @@ class CoupaResolveRecordsOperator(CoupaBaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         if (record_ids is None) == (filters is None):
-            raise ValueError(f"{type(self).__name__} needs record_ids or filters (exactly one of them)")
+            from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
+
+            raise CoupaValidationError([f"{type(self).__name__} needs record_ids or filters (exactly one of them)"])
         self.record_ids = record_ids
         self.filters = filters
         self.exclude_ids = exclude_ids

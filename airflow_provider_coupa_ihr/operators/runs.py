@@ -58,10 +58,11 @@ class CoupaFinishIntegrationRunOperator(CoupaBaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
+        from airflow_provider_coupa_ihr.client.values import quoted
 
         with self.calling_coupa() as hook:
             if self.outcome not in ("success", "fail", "finish"):
-                raise CoupaValidationError([f"outcome must be success, fail or finish, got {self.outcome!r}"])
+                raise CoupaValidationError([f"outcome must be success, fail or finish, got {quoted(self.outcome)}"])
             self.push_link(context, None)
             if self.outcome == "fail":
                 answer = hook.fail_run(self.run_id, records_processed=self.records_processed)
