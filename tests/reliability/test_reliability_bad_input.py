@@ -22,6 +22,7 @@ from dag_helpers import load_dag, task_states, try_numbers
 from reliability_helpers import fast_client
 
 from airflow_provider_coupa_ihr.client.errors import CoupaConfigError, CoupaValidationError
+from airflow_provider_coupa_ihr.client.resolution import ResolutionTarget
 from airflow_provider_coupa_ihr.client.sync import CoupaClient
 from airflow_provider_coupa_ihr.testing import CoupaEmulator
 
@@ -906,6 +907,70 @@ def test_a_template_rendering_to_bad_input_fails_the_task_at_once(
     assert failure["type"] == "AirflowFailException"
     assert_says(failure["message"], *words)
     assert bad_template_run["requests"] == []  # the whole run sent nothing to Coupa
+
+
+# ================================================================================================ answers
+#: Pages a proxy, a login page answering 200, or a server that is not Coupa may send.
+MALFORMED_PAGES = [
+    pytest.param({"id": 1, "resolved": False}, "is not a page of records", id="an-object-where-a-page-belongs"),
+    pytest.param([{"id": 1}, "two"], "not a record", id="an-item-that-is-not-a-record"),
+    pytest.param([{"resolved": False}], "with no id", id="a-record-without-an-id"),
+    pytest.param([{"id": "²", "resolved": False}], "the id '²'", id="an-id-isdigit-reads"),
+    pytest.param([{"id": "9" * 5000, "resolved": False}], "5000 characters", id="an-id-past-int-s-digit-limit"),
+]
+#: What reads pages: a query, resolve-by-filter, and both kinds of wait, sync and async.
+PAGE_READERS = [
+    pytest.param(lambda c: c.query_records({"status": "Error"}), id="query"),
+    pytest.param(lambda c: c.resolve_matching({"status": "Error"}), id="resolve-matching"),
+    pytest.param(lambda c: c.check_resolution(ResolutionTarget.of(record_ids=[1])), id="wait-on-ids"),
+    pytest.param(lambda c: c.check_resolution(ResolutionTarget.of(filters={"status": "Error"})), id="wait-on-a-query"),
+]
+
+
+async def _drain(result: Any) -> Any:
+    """Await a coroutine, or read an async generator (the async client's query) to its end."""
+    if hasattr(result, "__aiter__"):
+        return [item async for item in result]
+    return await result
+
+
+@pytest.mark.parametrize(("page", "words"), MALFORMED_PAGES)
+@pytest.mark.parametrize("read", PAGE_READERS)
+def test_a_malformed_page_is_a_coupa_error_sync_and_async(
+    page: Any, words: str, read: Callable[[Any], Any], reliability_report: Callable[[str], None]
+) -> None:
+    """Issue 12 item 6: never a KeyError, TypeError or ValueError out of the client, whatever a page holds."""
+    import asyncio
+
+    from hostile_servers import HostileServer, json_reply, token_reply
+
+    from airflow_provider_coupa_ihr.client.aio import AsyncCoupaClient
+    from airflow_provider_coupa_ihr.client.config import ClientConfig
+    from airflow_provider_coupa_ihr.client.errors import CoupaError
+    from airflow_provider_coupa_ihr.client.retry import RetryPolicy
+
+    def script(request: Any) -> Any:
+        return token_reply() if request.path.endswith("/token") else json_reply(page)
+
+    errors: list[BaseException] = []
+    with HostileServer(script) as server:
+        config = ClientConfig(server.url, "id", "secret", rate_limit=None, retry=RetryPolicy(max_attempts=1))
+        with CoupaClient(config) as client, pytest.raises(CoupaError) as blocking:
+            _call_through(read, client)
+        errors.append(blocking.value)
+
+        async def awaiting() -> None:
+            async with AsyncCoupaClient(config) as aclient:
+                await _drain(read(aclient))
+
+        with pytest.raises(CoupaError) as from_async:
+            asyncio.run(awaiting())
+        errors.append(from_async.value)
+    reliability_report(f"{type(errors[0]).__name__} / {type(errors[1]).__name__}, not KeyError/TypeError/ValueError")
+    for error in errors:
+        assert not isinstance(error, CoupaValidationError)  # Coupa's answer is at fault, not the caller
+        assert words in str(error)
+        assert len(str(error)) < 1000
 
 
 def test_the_catalogue_has_at_least_thirty_cases() -> None:
