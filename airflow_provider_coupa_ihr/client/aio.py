@@ -18,13 +18,14 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_coupa_ihr.client import batch
 from airflow_provider_coupa_ihr.client import operations as ops
+from airflow_provider_coupa_ihr.client.answers import record_id
 from airflow_provider_coupa_ihr.client.auth import Token
 from airflow_provider_coupa_ihr.client.bodies import reader_for
 from airflow_provider_coupa_ihr.client.config import ClientConfig
@@ -311,7 +312,7 @@ class AsyncCoupaClient:
         """As :meth:`CoupaClient.start_run <.sync.CoupaClient.start_run>`."""
         ops.check_run_change("run", total_records=total_records)
         run = await self.create_run(integration)
-        return await self.run_transition(run["id"], "run", total_records=total_records)
+        return await self.run_transition(record_id(run), "run", total_records=total_records)
 
     async def finish_run(
         self, run_id: Any, *, records_processed: Any = None, action: str = "success"
@@ -328,7 +329,7 @@ class AsyncCoupaClient:
         current = await self.get_run(ops.check_run_end(run_id, action, records_processed))
         if ops.run_is_already(current, action):
             return current
-        return await self.run_transition(current["id"], action, records_processed=records_processed)
+        return await self.run_transition(record_id(current), action, records_processed=records_processed)
 
     def validate_record(self, *, action: str = "create", **fields: Any) -> dict[str, Any]:
         """The wire body :meth:`create_record` would send, sending nothing (no I/O, so not a coroutine)."""
@@ -366,7 +367,7 @@ class AsyncCoupaClient:
         if max_records is None:
             walk.refuse_beyond(MAX_MATCHING_RECORDS, hint=MATCHING_HINT)
         skip = ops.excluded_ids(exclude)
-        ids = [i for i in [int(r["id"]) async for r in self.walk(walk)] if i not in skip]
+        ids = [i for i in [record_id(r) async for r in self.walk(walk)] if i not in skip]
         return [await (self.resolve(i) if resolved else self.unresolve(i)) for i in ids]
 
     async def find_existing_records(self, items: Sequence[Mapping[str, Any]], since: float) -> dict[int, int]:
@@ -374,6 +375,21 @@ class AsyncCoupaClient:
         sent = batch.sent_records(items, self.config.extra_document_types)
         stored = [record for walk in batch.lookup_walks(sent, since) async for record in self.walk(walk)]
         return batch.match_written(sent, stored)
+
+    async def look_up_earlier_writes(
+        self, items: Sequence[Mapping[str, Any]], since: float, *, among: Collection[int] | None = None
+    ) -> batch.EarlierWrites:
+        """As :meth:`CoupaClient.look_up_earlier_writes <.sync.CoupaClient.look_up_earlier_writes>`: a chunk whose
+        lookup fails leaves only its own items unsettled."""
+        sent = batch.sent_records(items, self.config.extra_document_types)
+        chunks = batch.lookup_chunks(sent, since, among)
+        answers: list[list[dict[str, Any]] | CoupaError] = []
+        for chunk in chunks:
+            try:
+                answers.append([record async for record in self.walk(chunk.walk)])
+            except CoupaError as exc:
+                answers.append(exc)
+        return batch.earlier_writes(sent, chunks, answers)
 
     async def check_resolution(self, target: ResolutionTarget, *, since: datetime | None = None) -> WaitState:
         """As :meth:`CoupaClient.check_resolution <.sync.CoupaClient.check_resolution>`: the trigger's check."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 from airflow_provider_coupa_ihr import __version__
+from airflow_provider_coupa_ihr.client.answers import not_a_record
 from airflow_provider_coupa_ihr.client.auth import Token, api_key_headers, parse_token_response, token_request_form
 from airflow_provider_coupa_ihr.client.bodies import ACCEPT_ENCODING
 from airflow_provider_coupa_ihr.client.config import ClientConfig
@@ -404,8 +405,11 @@ def _redirect_hint(location: str | None) -> str:
 
 def answer_object(answer: Any) -> dict[str, Any]:
     """Coupa's answer to a show, a create or a change: one JSON object. The one place the clients' answers,
-    parsed from JSON, are given that type."""
-    return cast(dict[str, Any], answer)
+    parsed from JSON, are given that type, and checked to be one (a proxy's ``[]`` or an empty body is a
+    :class:`CoupaError`, not a ``TypeError`` in the verb that reads it)."""
+    if not isinstance(answer, dict):
+        raise not_a_record(answer)
+    return answer
 
 
 def run_sync(flow: Generator[Any, Any, T], handle: Callable[[Any], Any]) -> T:

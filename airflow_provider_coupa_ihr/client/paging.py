@@ -19,7 +19,7 @@ from typing import Any, NoReturn, TypeVar
 from airflow_provider_coupa_ihr.client.answers import page_records, record_id
 from airflow_provider_coupa_ihr.client.errors import CoupaError, CoupaValidationError
 from airflow_provider_coupa_ihr.client.flow import Operation
-from airflow_provider_coupa_ihr.client.query import PAGE_SIZE, build_index_params
+from airflow_provider_coupa_ihr.client.query import PAGE_SIZE, build_index_params, filter_params
 from airflow_provider_coupa_ihr.client.records import FIELDS_BY_PATH
 from airflow_provider_coupa_ihr.client.values import MAX_ID, parse_id, whole_number
 
@@ -136,6 +136,8 @@ class Walk:
     ) -> None:
         self.path = path
         self.known = FIELDS_BY_PATH[path]
+        if filters is not None and not isinstance(filters, Mapping):  # a template rendered to text, say
+            filter_params(filters, self.known)  # raises CoupaValidationError, naming what was given
         filters = dict(filters or {})
         self.by_key = order_by == "id"
         self.descending = isinstance(direction, str) and direction.strip().lower() == "desc"

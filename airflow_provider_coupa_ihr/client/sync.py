@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_coupa_ihr.client import batch
 from airflow_provider_coupa_ihr.client import operations as ops
+from airflow_provider_coupa_ihr.client.answers import record_id
 from airflow_provider_coupa_ihr.client.auth import Token
 from airflow_provider_coupa_ihr.client.bodies import READ_CHUNK, reader_for
 from airflow_provider_coupa_ihr.client.config import ClientConfig
@@ -285,7 +286,7 @@ class CoupaClient:
         if max_records is None:
             walk.refuse_beyond(MAX_MATCHING_RECORDS, hint=MATCHING_HINT)
         skip = ops.excluded_ids(exclude)
-        ids = [i for i in (int(r["id"]) for r in self.walk(walk)) if i not in skip]
+        ids = [i for i in (record_id(r) for r in self.walk(walk)) if i not in skip]
         return [self.resolve(i) if resolved else self.unresolve(i) for i in ids]
 
     def plan_records(
@@ -435,7 +436,7 @@ class CoupaClient:
         """Create a run of ``integration`` (its code) and move it to ``running``: what a pipeline does first."""
         ops.check_run_change("run", total_records=total_records)
         run = self.create_run(integration)
-        return self.run_transition(run["id"], "run", total_records=total_records)
+        return self.run_transition(record_id(run), "run", total_records=total_records)
 
     def finish_run(self, run_id: Any, *, records_processed: Any = None, action: str = "success") -> dict[str, Any]:
         """End a run as successful (``action``: ``success`` or ``finish``); a run already so is left as it is."""
@@ -451,7 +452,7 @@ class CoupaClient:
         current = self.get_run(ops.check_run_end(run_id, action, records_processed))
         if ops.run_is_already(current, action):
             return current
-        return self.run_transition(current["id"], action, records_processed=records_processed)
+        return self.run_transition(record_id(current), action, records_processed=records_processed)
 
     def create_integration_error(self, *, action: str = "create", **fields: Any) -> dict[str, Any]:
         """Create an integration error (a record that belongs to a run: pass ``integration_run=<id>``)."""

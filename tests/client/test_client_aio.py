@@ -421,3 +421,28 @@ def test_no_token_reaches_the_logs(coupa_emulator: CoupaEmulator, caplog: pytest
     assert len(tokens) == 2
     for value in (*tokens, coupa_emulator.credentials.client_secret):
         assert value not in caplog.text
+
+
+def test_the_async_lookup_of_earlier_writes_goes_on_past_a_chunk_whose_query_fails(
+    coupa_emulator: CoupaEmulator,
+) -> None:
+    """The async twin of ``CoupaClient.look_up_earlier_writes``: one chunk of 50 documents failing its lookup leaves
+    only its own items unsettled."""
+    since = time.time() - 5
+    items = [record(document_id=i) for i in range(1, 121)]  # chunks: 1-50, 51-100, 101-120
+    for document_id in (3, 60, 110):
+        run(coupa_emulator, lambda c, d=document_id: c.create_record(**items[d - 1]))
+    coupa_emulator.faults.add(Fault("status", status=503, count=1, methods=("GET",), path_contains="/api/"))
+    earlier = run(coupa_emulator, lambda c: c.look_up_earlier_writes(items, since), retry=RetryPolicy(max_attempts=1))
+    assert (earlier.chunks, earlier.chunks_failed) == (3, 1)
+    assert sorted(earlier.not_looked_up) == list(range(50))
+    assert earlier.found == {59: 2, 109: 3}
+
+
+def test_an_answer_that_is_not_a_record_is_a_coupa_error_not_a_type_error() -> None:
+    from airflow_provider_coupa_ihr.client.flow import answer_object
+
+    assert answer_object({"id": 1}) == {"id": 1}
+    for answer in (None, [], "ok"):
+        with pytest.raises(CoupaError, match="is not a record"):
+            answer_object(answer)

@@ -348,3 +348,8 @@ def test_a_walk_refusing_beyond_a_count_returns_that_many() -> None:
     assert walk.done
     assert "10,000" in MATCHING_HINT
     assert "max_records" in MATCHING_HINT
+
+
+@pytest.mark.parametrize("filters", ["status=Error", '{"status": "Error"}', 42, ["status"]])
+def test_filters_that_are_not_a_mapping_are_refused_before_anything_else(filters: Any) -> None:
+    assert any("must be a mapping" in p for p in problems_of(Walk, RECORDS_PATH, filters))
