@@ -282,17 +282,18 @@ class _Standing:
                  self.key, away)  # fmt: skip
         return carry
 
-    def failed(self, exc: BaseException, fallback_rate: float) -> float | None:
-        """Count a failed Redis call; when it moves this process to its local share, return the seconds until
-        the last slot it booked in the shared budget (the local share starts after it)."""
+    def failed(self, exc: BaseException, fallback_rate: float, start_local: Callable[[float], None]) -> None:
+        """Count a failed Redis call. When it moves this process to its local share, ``start_local`` gets the
+        seconds until the last slot booked in the shared budget; it runs under the lock, so no caller can reach
+        the local share before it is set up (callers failing together at an outage would otherwise)."""
         with self._lock:
             self.failures += 1
             if self.local_since is not None:
-                return None
+                return
             self.local_since = now = self._clock()
             self._next_probe = now + self.probe_interval
             self.fallbacks += 1
-            ahead = max(0.0, self._shared_until - now)
+            start_local(max(0.0, self._shared_until - now))
         first = (os.getpid(), self.key)
         with _WARNED_LOCK:
             warn = first not in _WARNED
@@ -303,7 +304,6 @@ class _Standing:
         )
         args = (self.key, type(exc).__name__, exc, fallback_rate, self.probe_interval)
         (log.warning if warn else log.info)(message, *args)
-        return ahead
 
     def local(self, wait: float) -> None:
         with self._lock:
@@ -404,12 +404,14 @@ class SharedThrottle:
         would be answered 429. Its first slot, one local interval after this process's last shared one, also
         leaves room for the other processes' last shared slots, which may lie a little later.
         """
-        ahead = self._standing.failed(exc, self.fallback.rate)
-        if ahead is not None:
+
+        def start_local(ahead: float) -> None:
             bucket = TokenBucket(self.fallback.rate, self.fallback.burst, clock=self._clock)
             for _ in range(bucket.burst):
                 bucket.reserve()
             self.fallback, self._local_delay = bucket, ahead
+
+        self._standing.failed(exc, self.fallback.rate, start_local)
         return self._local()
 
     def _answered(self, wait_us: int) -> tuple[float, int]:

@@ -375,6 +375,29 @@ def test_the_handovers_do_not_overlap_the_two_budgets(own_redis: Any) -> None:
     other.close()
 
 
+def test_callers_failing_together_all_find_the_local_share_empty(own_redis: Any) -> None:
+    """At an outage every thread's call fails at once: none may slip through to a full local bucket."""
+    limiter = throttle(own_redis, rate=100, burst=50, fallback_rate=10, fallback_burst=5, probe_interval=60)
+    limiter.reserve()
+    own_redis.stop()
+    barrier = threading.Barrier(16)
+    waits: list[float] = []
+
+    def call() -> None:
+        barrier.wait()
+        waits.append(limiter.reserve())
+
+    threads = [threading.Thread(target=call) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(waits) == 16
+    assert min(waits) > 0.05, sorted(waits)  # empty: the first local slot is one interval (0.1 s) away
+    assert len({round(w, 2) for w in waits}) == 16, "each its own slot"
+    limiter.close()
+
+
 def test_a_restart_between_calls_is_no_outage(own_redis: Any, caplog_info: pytest.LogCaptureFixture) -> None:
     """The idle connection Redis closed on restart is replaced once, so the process stays on the shared budget."""
     limiter = throttle(own_redis)
