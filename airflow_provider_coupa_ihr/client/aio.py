@@ -38,6 +38,7 @@ from airflow_provider_coupa_ihr.client.flow import (
     HttpRequest,
     HttpResponse,
     Operation,
+    Reserve,
     Send,
     Sleep,
     TransportFailure,
@@ -46,7 +47,7 @@ from airflow_provider_coupa_ihr.client.flow import (
     fetch_token,
     run_async,
 )
-from airflow_provider_coupa_ihr.client.limiter import TokenBucket
+from airflow_provider_coupa_ihr.client.limiter import Limiter
 from airflow_provider_coupa_ihr.client.paging import MATCHING_HINT, MAX_MATCHING_RECORDS, Walk
 from airflow_provider_coupa_ihr.client.records import RECORDS_PATH, RUNS_PATH
 from airflow_provider_coupa_ihr.client.resolution import ResolutionTarget, WaitState, resolved_state, state_from_pages
@@ -164,7 +165,7 @@ class AsyncCoupaClient:
         client: httpx.AsyncClient | None = None,
         token_cache: TokenCache = TOKEN_CACHE,
         mask_secret: Callable[[str], None] | None = None,
-        throttle: TokenBucket | None = None,
+        throttle: Limiter | None = None,
     ) -> None:
         self.config = config
         self._own_client = client is None
@@ -207,6 +208,9 @@ class AsyncCoupaClient:
         if isinstance(effect, Sleep):
             await asyncio.sleep(effect.seconds)
             return None
+        if isinstance(effect, Reserve):
+            assert self._ctx.throttle is not None
+            return await self._ctx.throttle.areserve()
         return await self._token(effect)
 
     async def _token(self, effect: GetToken) -> Token:

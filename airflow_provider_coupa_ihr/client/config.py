@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow_provider_coupa_ihr.client.auth import api_key_headers
@@ -20,6 +20,9 @@ from airflow_provider_coupa_ihr.client.errors import CoupaConfigError
 from airflow_provider_coupa_ihr.client.records import RATE_LIMIT_BURST, RATE_LIMIT_PER_SECOND, READ_SCOPE, WRITE_SCOPE
 from airflow_provider_coupa_ihr.client.retry import RetryPolicy
 from airflow_provider_coupa_ihr.client.values import finite_number, is_unicode, quoted, whole_number
+
+if TYPE_CHECKING:
+    from airflow_provider_coupa_ihr.client.shared_limiter import SharedBudget
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -87,6 +90,8 @@ class ClientConfig:
     extra_document_types: tuple[str, ...] = ()
     #: The most bytes an answer may have once decompressed; a bigger one ends the call with a CoupaError.
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    #: Share ``rate_limit``/``burst`` with every process of a fleet through Redis (None: this process's own bucket).
+    shared_budget: SharedBudget | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", _normalise_base_url(self.base_url))

@@ -27,7 +27,7 @@ from airflow_provider_coupa_ihr.client.errors import (
     CoupaTransportError,
     error_from_response,
 )
-from airflow_provider_coupa_ihr.client.limiter import TokenBucket, shared_bucket
+from airflow_provider_coupa_ihr.client.limiter import Limiter, shared_bucket
 from airflow_provider_coupa_ihr.client.records import snake_object
 from airflow_provider_coupa_ihr.client.responses import body_preview, redact
 from airflow_provider_coupa_ihr.client.retry import Action, RetryState, parse_retry_after
@@ -127,7 +127,17 @@ class GetToken:
     timeout: float | None = None
 
 
-Effect = Send | Sleep | GetToken
+@dataclass(frozen=True)
+class Reserve:
+    """Book the next slot of the rate budget; resume with the seconds to sleep before sending.
+
+    An effect rather than a direct call because the budget may be shared through Redis: the sync client answers
+    with ``throttle.reserve()``, the async one with ``await throttle.areserve()``, so an event loop never blocks
+    on a Redis round trip.
+    """
+
+
+Effect = Send | Sleep | GetToken | Reserve
 Flow = Generator[Effect, Any, T]
 
 
@@ -163,7 +173,7 @@ class CallContext:
     """What every call of one client shares: its settings, its throttle, and where secrets get masked."""
 
     config: ClientConfig
-    throttle: TokenBucket | None = None
+    throttle: Limiter | None = None
     clock: Callable[[], float] = time.monotonic
     mask_secret: Callable[[str], None] | None = None
     rng: Any = None
@@ -173,7 +183,7 @@ class CallContext:
         cls,
         config: ClientConfig,
         *,
-        throttle: TokenBucket | None = None,
+        throttle: Limiter | None = None,
         mask_secret: Callable[[str], None] | None = None,
     ) -> CallContext:
         """What a client's calls share: its ``throttle``, or else the bucket every client of the instance shares."""
@@ -273,7 +283,7 @@ def call(ctx: CallContext, op: Operation, *, within: float | None = None) -> Flo
             headers["Authorization"] = f"Bearer {token.value}"
             refresh = False
         if ctx.throttle is not None:
-            wait = ctx.throttle.reserve()
+            wait = yield Reserve()
             if wait > 0:
                 if not deadline.may_throttle(wait):
                     raise _throttled_past(deadline, wait, config, op.method, path).with_attempts(state.attempts)

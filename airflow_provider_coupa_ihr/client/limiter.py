@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from airflow_provider_coupa_ihr.client.records import RATE_LIMIT_BURST, RATE_LIMIT_PER_SECOND
 from airflow_provider_coupa_ihr.client.values import finite_number, whole_number
@@ -19,7 +19,23 @@ from airflow_provider_coupa_ihr.client.values import finite_number, whole_number
 if TYPE_CHECKING:
     from airflow_provider_coupa_ihr.client.config import ClientConfig
 
-__all__ = ["TokenBucket", "shared_bucket"]
+__all__ = ["Limiter", "TokenBucket", "shared_bucket"]
+
+
+class Limiter(Protocol):
+    """What a client needs of a rate limiter: book a slot, and say how long to sleep before using it.
+
+    :class:`TokenBucket` (this process) and
+    :class:`~airflow_provider_coupa_ihr.client.shared_limiter.SharedThrottle` (a budget every process shares
+    through Redis) are both one.
+    """
+
+    rate: float
+    burst: int
+
+    def reserve(self) -> float: ...
+
+    async def areserve(self) -> float: ...
 
 
 class TokenBucket:
@@ -65,6 +81,10 @@ class TokenBucket:
             self._tokens -= 1.0
             return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
 
+    async def areserve(self) -> float:
+        """:meth:`reserve` for asyncio callers (no I/O here, so nothing to await)."""
+        return self.reserve()
+
     def try_acquire(self) -> float | None:
         """Take one token if the bucket holds one (None); else take nothing and return the seconds until one."""
         with self._lock:
@@ -79,10 +99,15 @@ _BUCKETS: dict[tuple[str, str], TokenBucket] = {}
 _BUCKETS_LOCK = threading.Lock()
 
 
-def shared_bucket(config: ClientConfig) -> TokenBucket | None:
-    """One bucket per Coupa instance and client in this process, so every hook, thread and task shares the limit."""
+def shared_bucket(config: ClientConfig) -> Limiter | None:
+    """One bucket per Coupa instance and client in this process, so every hook, thread and task shares the limit;
+    with ``config.shared_budget``, the budget every process of the fleet shares through Redis."""
     if config.rate_limit is None:
         return None
+    if config.shared_budget is not None:
+        from airflow_provider_coupa_ihr.client.shared_limiter import budget_throttle
+
+        return budget_throttle(config.shared_budget, config.base_url, config.rate_limit, config.burst)
     key = (config.base_url, config.client_id or "api-key")
     with _BUCKETS_LOCK:
         bucket = _BUCKETS.get(key)

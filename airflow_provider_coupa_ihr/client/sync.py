@@ -32,6 +32,7 @@ from airflow_provider_coupa_ihr.client.flow import (
     HttpRequest,
     HttpResponse,
     Operation,
+    Reserve,
     Send,
     Sleep,
     TransportFailure,
@@ -40,7 +41,7 @@ from airflow_provider_coupa_ihr.client.flow import (
     fetch_token,
     run_sync,
 )
-from airflow_provider_coupa_ihr.client.limiter import TokenBucket
+from airflow_provider_coupa_ihr.client.limiter import Limiter
 from airflow_provider_coupa_ihr.client.paging import MATCHING_HINT, MAX_MATCHING_RECORDS, Walk
 from airflow_provider_coupa_ihr.client.payloads import build_payload
 from airflow_provider_coupa_ihr.client.records import ERRORS_PATH, INTEGRATIONS_PATH, RECORDS_PATH, RUNS_PATH
@@ -77,7 +78,7 @@ class CoupaClient:
         session: requests.Session | None = None,
         token_cache: TokenCache = TOKEN_CACHE,
         mask_secret: Callable[[str], None] | None = None,
-        throttle: TokenBucket | None = None,
+        throttle: Limiter | None = None,
     ) -> None:
         import requests
 
@@ -116,6 +117,9 @@ class CoupaClient:
         if isinstance(effect, Sleep):
             time.sleep(effect.seconds)
             return None
+        if isinstance(effect, Reserve):
+            assert self._ctx.throttle is not None
+            return self._ctx.throttle.reserve()
         return self._token(effect)
 
     def _token(self, effect: GetToken) -> Token:

@@ -33,6 +33,7 @@ from airflow_provider_coupa_ihr.client.flow import (
     GetToken,
     HttpResponse,
     Operation,
+    Reserve,
     Send,
     Sleep,
     TransportFailure,
@@ -67,14 +68,22 @@ def make_ctx(clock: FakeClock, **settings: Any) -> CallContext:
     return CallContext(config=config, clock=clock, rng=random.Random(3))
 
 
-def drive(flow: Generator[Any, Any, Any], clock: FakeClock, answer: Callable[[Send], Any]) -> tuple[list[Any], Any]:
-    """Run ``flow``, advancing the fake clock through every Sleep; Sends are answered by ``answer``."""
+def drive(
+    flow: Generator[Any, Any, Any],
+    clock: FakeClock,
+    answer: Callable[[Send], Any],
+    reserve: Callable[[], float] = lambda: 0.0,
+) -> tuple[list[Any], Any]:
+    """Run ``flow``, advancing the fake clock through every Sleep; Sends are answered by ``answer``, throttle
+    bookings (Reserve) by ``reserve``, as a client answers them with its throttle."""
     effects: list[Any] = []
 
     def handle(effect: Any) -> Any:
         effects.append(effect)
         if isinstance(effect, GetToken):
             return Token.issued("tok", 86399, clock())
+        if isinstance(effect, Reserve):
+            return reserve()
         if isinstance(effect, Sleep):
             clock.now += effect.seconds
             return None
@@ -192,11 +201,11 @@ def test_a_lost_create_is_looked_up_within_what_the_create_has_left() -> None:
 def test_a_throttle_wait_past_the_bound_ends_the_call_naming_the_rate() -> None:
     clock = FakeClock()
     ctx = make_ctx(clock, rate_limit=0.1, burst=1)
-    ctx.throttle = TokenBucket(0.1, 1, clock=clock)
-    first, _ = drive(call(ctx, Operation("GET", "/x")), clock, lambda s: ok())
+    ctx.throttle = bucket = TokenBucket(0.1, 1, clock=clock)
+    first, _ = drive(call(ctx, Operation("GET", "/x")), clock, lambda s: ok(), bucket.reserve)
     assert len(sends(first)) == 1
-    ctx.throttle.reserve()  # another call booked the next slot: the next waits 20 s, past the 13 s bound
-    effects, error = drive(call(ctx, Operation("GET", "/x")), clock, lambda s: ok())
+    bucket.reserve()  # another call booked the next slot: the next waits 20 s, past the 13 s bound
+    effects, error = drive(call(ctx, Operation("GET", "/x")), clock, lambda s: ok(), bucket.reserve)
     assert sends(effects) == []
     assert [e for e in effects if isinstance(e, Sleep)] == []
     assert isinstance(error, CoupaRateLimitError)
@@ -208,9 +217,9 @@ def test_a_throttle_wait_past_the_bound_ends_the_call_naming_the_rate() -> None:
 def test_a_throttle_wait_within_the_bound_is_slept() -> None:
     clock = FakeClock()
     ctx = make_ctx(clock, rate_limit=0.1, burst=1)
-    ctx.throttle = TokenBucket(0.1, 1, clock=clock)
-    drive(call(ctx, Operation("GET", "/x")), clock, lambda s: ok())
-    effects, result = drive(call(ctx, Operation("GET", "/x")), clock, lambda s: ok())
+    ctx.throttle = bucket = TokenBucket(0.1, 1, clock=clock)
+    drive(call(ctx, Operation("GET", "/x")), clock, lambda s: ok(), bucket.reserve)
+    effects, result = drive(call(ctx, Operation("GET", "/x")), clock, lambda s: ok(), bucket.reserve)
     assert result == {"id": 1}
     assert [e.seconds for e in effects if isinstance(e, Sleep)] == [pytest.approx(10.0)]
 

@@ -31,6 +31,7 @@ from airflow_provider_coupa_ihr.client.flow import (
     HttpRequest,
     HttpResponse,
     Operation,
+    Reserve,
     Send,
     Sleep,
     TransportFailure,
@@ -79,8 +80,14 @@ def response(status: int, body: Any = b"", **headers: str) -> HttpResponse:
 class Script:
     """Drives a flow, recording every effect and answering Sends from a queue of outcomes."""
 
-    def __init__(self, flow: Generator[Any, Any, Any], tokens: list[Token] | None = None) -> None:
+    def __init__(
+        self,
+        flow: Generator[Any, Any, Any],
+        tokens: list[Token] | None = None,
+        reserve: Callable[[], float] = lambda: 0.0,
+    ) -> None:
         self.flow = flow
+        self.reserve = reserve
         self.effects: list[Any] = []
         self.tokens = list(tokens or [token("tok-1"), token("tok-2")])
         self.current: Token | None = None
@@ -105,6 +112,8 @@ class Script:
                 return self.current
             if isinstance(effect, Sleep):
                 return None
+            if isinstance(effect, Reserve):
+                return self.reserve()  # what a client does with its throttle
             assert queue, f"the flow sent more than the script answers: {effect.request}"
             outcome = queue.pop(0)
             return outcome(effect.request) if callable(outcome) else outcome
@@ -170,10 +179,10 @@ def test_a_throttle_wait_is_a_sleep_before_the_send() -> None:
     clock = FakeClock()
     throttle = TokenBucket(1.0, 1, clock=clock)
     ctx = make_ctx(throttle=throttle)
-    first = Script(call(ctx, Operation("GET", "/integrations")))
+    first = Script(call(ctx, Operation("GET", "/integrations")), reserve=throttle.reserve)
     first.run(response(200, []))
     assert first.sleeps == []
-    second = Script(call(ctx, Operation("GET", "/integrations")))
+    second = Script(call(ctx, Operation("GET", "/integrations")), reserve=throttle.reserve)
     second.run(response(200, []))
     assert second.sleeps == [pytest.approx(1.0)]
     assert isinstance(second.effects[-2], Sleep)
