@@ -79,11 +79,6 @@ def test_filters_rendered_to_text_fail_the_resolve_task_with_a_message(
     assert coupa_emulator.requests() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="client/paging.py (helper network) runs dict(filters) before validating them: ValueError/TypeError; "
-    "see /tmp/coord/requests-secrets.md item 6. Remove this mark when Walk validates first.",
-)
 @pytest.mark.parametrize("filters", TEXT_FILTERS)
 def test_filters_rendered_to_text_fail_the_query_task_with_a_message(
     filters: Any, coupa_connection: Any, coupa_emulator: CoupaEmulator
