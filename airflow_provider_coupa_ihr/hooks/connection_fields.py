@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from airflow_provider_coupa_ihr.client.config import ClientConfig
+    from airflow_provider_coupa_ihr.client.shared_limiter import RedisSettings
 
 __all__ = [
     "CONN_FIELDS",
@@ -74,6 +75,27 @@ CONN_FIELDS: tuple[ConnField, ...] = (
         25,
     ),
     ConnField("burst", "Burst", "integer", "Requests allowed at once before the rate limit applies (Coupa: 20).", 20),
+    ConnField(
+        "rate_limit_redis_conn_id",
+        "Shared budget: Redis connection",
+        "string",
+        "Id of a redis connection: every worker, triggerer and host using this Coupa connection then shares one "
+        "budget of rate_limit/burst kept there (needs the [redis] extra). Empty: each process has its own.",
+    ),
+    ConnField(
+        "rate_limit_budget",
+        "Shared budget name",
+        "string",
+        "Share the budget under this name, e.g. with other integrations of the same Coupa instance. Empty: the "
+        "instance's own budget.",
+    ),
+    ConnField(
+        "rate_limit_fallback",
+        "Fallback rate (requests/s)",
+        "number",
+        "This process's rate while the shared budget's Redis cannot be reached. Empty: a quarter of rate_limit "
+        "(the static division for a 3-slot pool and one triggerer).",
+    ),
     ConnField("max_attempts", "Attempts per call", "integer", "Tries per call on 429, 5xx and timeouts.", 6),
     ConnField(
         "verify",
@@ -156,8 +178,12 @@ def config_from_connection(
     extra: Mapping[str, Any] | str | None,
     port: int | None = None,
     schema: str | None = None,
+    redis: RedisSettings | None = None,
 ) -> ClientConfig:
-    """Read a connection's parts into a checked :class:`ClientConfig`; every problem names the field to fix."""
+    """Read a connection's parts into a checked :class:`ClientConfig`; every problem names the field to fix.
+
+    ``redis`` is where the Redis connection named by ``rate_limit_redis_conn_id`` points (the hook reads it).
+    """
     from airflow_provider_coupa_ihr.client.config import ClientConfig
     from airflow_provider_coupa_ihr.client.errors import CoupaConfigError
     from airflow_provider_coupa_ihr.client.retry import RetryPolicy
@@ -219,6 +245,14 @@ def config_from_connection(
         kwargs["rate_limit"] = rate or None
     if (burst := number("burst", whole=True)) is not None:
         kwargs["burst"] = burst
+    if (redis_conn_id := text("rate_limit_redis_conn_id")) is not None:
+        from airflow_provider_coupa_ihr.client.shared_limiter import SharedBudget
+
+        if redis is None:
+            raise bad("rate_limit_redis_conn_id", f"names {quoted(redis_conn_id)}, which was not read")
+        kwargs["shared_budget"] = SharedBudget(
+            redis, name=text("rate_limit_budget"), fallback_rate=number("rate_limit_fallback")
+        )
     if (attempts := number("max_attempts", whole=True)) is not None:
         kwargs["retry"] = RetryPolicy(max_attempts=attempts)
     verify = read_extra(extra, "verify")
@@ -245,3 +279,33 @@ def config_from_connection(
     except CoupaConfigError as exc:
         detail = exc.messages[0] if exc.messages else str(exc)
         raise CoupaConfigError(f"Coupa connection {conn_id!r}: {detail}") from None
+
+
+def redis_settings(
+    *, conn_id: str, host: str | None, port: int | None, login: str | None, password: str | None, extra: Any
+) -> RedisSettings:
+    """A ``redis`` connection (host, port, login, password; extras ``db``, ``ssl``, ``ssl_cert_reqs``,
+    ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``, as Airflow's Redis provider reads them) as
+    :class:`~airflow_provider_coupa_ihr.client.shared_limiter.RedisSettings` for the shared rate budget."""
+    from airflow_provider_coupa_ihr.client.errors import CoupaConfigError
+    from airflow_provider_coupa_ihr.client.shared_limiter import RedisSettings
+
+    values = parse_extra(conn_id, extra)
+    ssl = values.get("ssl", False)
+    if isinstance(ssl, str):
+        ssl = ssl.strip().lower() in ("true", "yes", "1")
+    try:
+        return RedisSettings(
+            host=host or "127.0.0.1",
+            port=int(port or 6379),
+            db=int(values.get("db") or 0),
+            username=login or None,
+            password=password or None,
+            ssl=bool(ssl),
+            ssl_cert_reqs=str(values.get("ssl_cert_reqs") or "required"),
+            ssl_ca_certs=values.get("ssl_ca_certs"),
+            ssl_certfile=values.get("ssl_certfile"),
+            ssl_keyfile=values.get("ssl_keyfile"),
+        )
+    except (TypeError, ValueError) as exc:
+        raise CoupaConfigError(f"Redis connection {conn_id!r}: {type(exc).__name__} in its settings") from None

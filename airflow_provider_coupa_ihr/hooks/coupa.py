@@ -19,6 +19,8 @@ from airflow_provider_coupa_ihr.hooks.connection_fields import (
     UI_BEHAVIOUR,
     config_from_connection,
     parse_extra,
+    read_extra,
+    redis_settings,
 )
 
 if TYPE_CHECKING:
@@ -88,14 +90,29 @@ class CoupaHook(BaseHook):
     def config(self) -> ClientConfig:
         """The connection, read once and checked (a bad setting fails here, before any request)."""
         conn = self.get_connection(self.coupa_conn_id)
-        return self._config_from(conn, parse_extra(self.coupa_conn_id, getattr(conn, "extra", None)))
+        extra = parse_extra(self.coupa_conn_id, getattr(conn, "extra", None))
+        redis_id = _redis_conn_id(extra)
+        return self._config_from(conn, extra, self.get_connection(redis_id) if redis_id else None)
 
-    def _config_from(self, conn: Any, extra: Mapping[str, Any]) -> ClientConfig:
+    def _config_from(self, conn: Any, extra: Mapping[str, Any], redis_conn: Any = None) -> ClientConfig:
         login = conn.login if isinstance(conn.login, str) else None
         for value in (conn.password, extra.get("api_key"), extra.get(f"extra__{CONN_TYPE}__api_key")):
             if value:
                 mask_every_spelling(str(value), user=login)
+        redis = None
+        if redis_conn is not None:
+            if redis_conn.password:
+                mask_every_spelling(str(redis_conn.password), user=redis_conn.login)
+            redis = redis_settings(
+                conn_id=redis_conn.conn_id,
+                host=redis_conn.host,
+                port=redis_conn.port,
+                login=redis_conn.login,
+                password=redis_conn.password,
+                extra=getattr(redis_conn, "extra", None),
+            )
         config = config_from_connection(
+            redis=redis,
             conn_id=self.coupa_conn_id,
             host=conn.host,
             login=conn.login,
@@ -141,7 +158,10 @@ class CoupaHook(BaseHook):
         from airflow_provider_coupa_ihr.client.aio import AsyncCoupaClient
 
         conn = await get_async_connection(self.coupa_conn_id, self)
-        config = self._config_from(conn, parse_extra(self.coupa_conn_id, getattr(conn, "extra", None)))
+        extra = parse_extra(self.coupa_conn_id, getattr(conn, "extra", None))
+        redis_id = _redis_conn_id(extra)
+        redis_conn = await get_async_connection(redis_id, self) if redis_id else None
+        config = self._config_from(conn, extra, redis_conn)
         return AsyncCoupaClient(config if within is None else config.within(within), mask_secret=mask_every_spelling)
 
     def test_connection(self) -> tuple[bool, str]:
@@ -365,3 +385,9 @@ class CoupaHook(BaseHook):
     def run_transition(self, run_id: Any, action: str, **fields: Any) -> dict[str, Any]:
         """Move a run (``run``, ``pause``, ``pending``, ``success``, ``finish``, ``fail``)."""
         return self.client.run_transition(run_id, action, **fields)
+
+
+def _redis_conn_id(extra: Mapping[str, Any]) -> str | None:
+    """The Redis connection holding the fleet's shared rate budget, if the connection names one."""
+    value = read_extra(extra, "rate_limit_redis_conn_id")
+    return value.strip() or None if isinstance(value, str) else None
