@@ -61,11 +61,11 @@ def test_without_the_extra_each_process_keeps_its_own_bucket(monkeypatch: pytest
 def test_a_missing_redis_connection_fails_before_any_request(monkeypatch: pytest.MonkeyPatch) -> None:
     _coupa(monkeypatch, rate_limit_redis_conn_id="nowhere")
     with pytest.raises(Exception, match="nowhere"):
-        CoupaHook().config
+        _ = CoupaHook().config
 
 
 def test_a_fallback_rate_of_zero_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     _coupa(monkeypatch, rate_limit_redis_conn_id="coupa_budget", rate_limit_fallback=0)
     _redis(monkeypatch)
     with pytest.raises(CoupaConfigError, match="rate_limit_fallback"):
-        CoupaHook().config
+        _ = CoupaHook().config
