@@ -58,7 +58,8 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from airflow_provider_coupa_ihr.client.values import finite_number, whole_number
+from airflow_provider_coupa_ihr.client.errors import CoupaConfigError
+from airflow_provider_coupa_ihr.client.values import finite_number, quoted, whole_number
 
 __all__ = [
     "DEFAULT_RETRY_STATUSES",
@@ -99,20 +100,24 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if whole_number(self.max_attempts, minimum=1) is None:
-            raise ValueError(f"max_attempts must be a whole number of 1 or more, got {self.max_attempts!r}")
+            raise CoupaConfigError(f"max_attempts must be a whole number of 1 or more, got {quoted(self.max_attempts)}")
         for name in ("max_elapsed", "backoff_base", "backoff_cap", "max_retry_after", "token_settle"):
             value = getattr(self, name)
             if finite_number(value) is None:
-                raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
+                raise CoupaConfigError(f"{name} must be a finite number of seconds, got {quoted(value)}")
             if value < 0:
-                raise ValueError(f"{name} must be 0 or more seconds, got {value!r}")
+                raise CoupaConfigError(f"{name} must be 0 or more seconds, got {quoted(value)}")
         if self.backoff_cap < self.backoff_base:
-            raise ValueError(f"backoff_cap ({self.backoff_cap}) must be at least backoff_base ({self.backoff_base})")
+            raise CoupaConfigError(
+                f"backoff_cap ({self.backoff_cap}) must be at least backoff_base ({self.backoff_base})"
+            )
         statuses = self.retry_statuses
-        if isinstance(statuses, (str, bytes)) or not all(
-            isinstance(s, int) and not isinstance(s, bool) and 400 <= s <= 599 for s in statuses
+        if (
+            isinstance(statuses, (str, bytes))
+            or not isinstance(statuses, (set, frozenset, list, tuple))
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 400 <= s <= 599 for s in statuses)
         ):
-            raise ValueError(f"retry_statuses must be HTTP error statuses (400-599), got {sorted(statuses, key=str)!r}")
+            raise CoupaConfigError(f"retry_statuses must be HTTP error statuses (400-599), got {quoted(statuses)}")
         # Accept any collection from callers (a set, a list from JSON config) but keep the frozen promise.
         object.__setattr__(self, "retry_statuses", frozenset(statuses))
 
@@ -375,5 +380,3 @@ class RetryState:
         self._refreshed = True
         self._auth_extra += 1
         return Step(Action.REFRESH_AUTH, reason="status 401; fetching a new token once")
-
-

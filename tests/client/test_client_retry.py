@@ -418,3 +418,21 @@ def test_state_defaults_to_a_real_clock_and_rng() -> None:
     state = RetryState()
     assert 0.0 <= state.elapsed < 5.0
     assert state.after_transport_error(sent=None).action is Action.RETRY
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"max_attempts": None},
+        {"max_elapsed": None},
+        {"backoff_base": "fast"},
+        {"retry_statuses": None},
+        {"retry_statuses": 503},
+        {"retry_statuses": "503"},
+    ],
+)
+def test_bad_retry_settings_are_config_errors_not_bare_exceptions(settings: dict[str, object]) -> None:
+    from airflow_provider_coupa_ihr.client.errors import CoupaConfigError
+
+    with pytest.raises(CoupaConfigError):
+        RetryPolicy(**settings)  # type: ignore[arg-type]
