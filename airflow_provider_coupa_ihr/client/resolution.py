@@ -24,6 +24,7 @@ and one walk at the end for the records to return.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,6 +42,7 @@ from airflow_provider_coupa_ihr.client.summaries import is_resolved, record_summ
 from airflow_provider_coupa_ihr.client.values import CLOCK_SKEW_SECONDS, parse_ids, quoted
 
 __all__ = [
+    "POLL_JITTER",
     "RECORD_FIELDS_WANTED",
     "RECORD_KEYS",
     "ResolutionTarget",
@@ -50,6 +52,9 @@ __all__ = [
     "resolved_state",
     "state_from_pages",
 ]
+
+#: How much deferred waits spread their polls (each delay drawn from ``delay * (1 ± POLL_JITTER)``).
+POLL_JITTER = 0.1
 
 #: What a check asks Coupa for (``fields=``) and what the wait returns for each record: enough to act on
 #: (which document, which integration, what status), nothing more, and nothing secret.
@@ -227,17 +232,31 @@ def resolved_state(records: Iterable[Mapping[str, Any]]) -> WaitState:
 
 
 def next_delay(
-    poke_interval: float, polls: int, *, exponential_backoff: bool = False, max_wait: float | None = None
+    poke_interval: float,
+    polls: int,
+    *,
+    exponential_backoff: bool = False,
+    max_wait: float | None = None,
+    jitter: float = 0.0,
+    rng: random.Random | None = None,
 ) -> float:
     """Seconds to wait before check number ``polls + 1`` (``polls`` checks made so far, from 1).
 
     Without backoff, ``poke_interval`` every time. With it, the interval doubles after each check
     (``poke_interval * 2 ** (polls - 1)``), capped by ``max_wait``: a wait that is long already is likely to be
     long still, and each check costs a request against Coupa's shared rate limit.
+
+    ``jitter`` (a share, e.g. :data:`POLL_JITTER`) spreads each delay uniformly over ``delay * (1 ± jitter)``
+    (never past ``max_wait``): a thousand waits deferred by one DAG run would otherwise poll in the same second,
+    every interval, and meet the rate budget as one burst.
     """
     delay = float(poke_interval)
     if exponential_backoff:
         delay *= 2.0 ** min(max(polls - 1, 0), 32)
     if max_wait is not None:
         delay = min(delay, float(max_wait))
+    if jitter > 0:
+        delay *= 1.0 + (rng or random).uniform(-jitter, jitter)
+        if max_wait is not None:
+            delay = min(delay, float(max_wait))
     return max(delay, 0.0)

@@ -159,10 +159,14 @@ class CoupaRecordsResolvedTrigger(BaseTrigger):
         return message
 
     def _delay(self, polls: int) -> float:
-        from airflow_provider_coupa_ihr.client.resolution import next_delay
+        from airflow_provider_coupa_ihr.client.resolution import POLL_JITTER, next_delay
 
         return next_delay(
-            self.poke_interval, polls, exponential_backoff=self.exponential_backoff, max_wait=self.max_wait
+            self.poke_interval,
+            polls,
+            exponential_backoff=self.exponential_backoff,
+            max_wait=self.max_wait,
+            jitter=POLL_JITTER,
         )
 
     def _timed_out(self, what: str, state: WaitState | None, last_error: BaseException | None) -> dict[str, Any]:

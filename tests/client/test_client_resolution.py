@@ -345,3 +345,21 @@ def test_records_returned_at_the_end_of_a_query_wait_must_be_records() -> None:
 
     with pytest.raises(CoupaError, match="with no id"):
         resolved_state([{"resolved": True}])
+
+
+def test_jittered_delays_spread_a_thousand_waits_started_together() -> None:
+    import random
+
+    from airflow_provider_coupa_ihr.client.resolution import POLL_JITTER
+
+    rng = random.Random(3)
+    delays = [next_delay(60, 1, jitter=POLL_JITTER, rng=rng) for _ in range(1000)]
+    assert all(60 * (1 - POLL_JITTER) <= d <= 60 * (1 + POLL_JITTER) for d in delays)
+    # Spread over the whole window, not bunched: no one-second slice holds more than a fifth of the waits.
+    per_second = {}
+    for d in delays:
+        per_second[int(d)] = per_second.get(int(d), 0) + 1
+    assert len(per_second) >= 11
+    assert max(per_second.values()) < 200
+    assert next_delay(60, 1, max_wait=30, jitter=0.5, rng=rng) <= 30
+

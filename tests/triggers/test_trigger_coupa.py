@@ -230,3 +230,12 @@ def test_a_long_wait_logs_what_it_waits_on_when_that_changes_not_every_poll(coup
         f"Waiting for 2 of 2 records to be resolved: {first}, {second}",
         f"Waiting for 1 of 2 records to be resolved: {second}",
     ]
+
+
+def test_the_trigger_polls_with_jitter() -> None:
+    from airflow_provider_coupa_ihr.triggers.coupa import CoupaRecordsResolvedTrigger
+
+    trigger = CoupaRecordsResolvedTrigger(deadline=0, record_ids=[1], poke_interval=60)
+    delays = {round(trigger._delay(1), 6) for _ in range(50)}
+    assert len(delays) > 40
+    assert all(54 <= d <= 66 for d in delays)
