@@ -73,13 +73,15 @@ def _environment(coupa: CoupaEmulator, redis_port: int, budget: str) -> dict[str
 
 def _run_processes(coupa: CoupaEmulator, redis_port: int, count: int, seconds: float, budget: str) -> dict[str, Any]:
     env = _environment(coupa, redis_port, budget)
+    # stderr to files, not pipes: Airflow's start-up chatter must not fill a pipe nobody reads yet.
+    logs = [tempfile.TemporaryFile(mode="w+") for _ in range(count)]  # noqa: SIM115 - closed in finally
     processes = [
         subprocess.Popen(
             [sys.executable, "-c", _WORKER, str(seconds), str(100_000 * (i + 1)), INTEGRATION],
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=logs[i],
             text=True,
         )
         for i in range(count)
@@ -87,8 +89,10 @@ def _run_processes(coupa: CoupaEmulator, redis_port: int, count: int, seconds: f
     try:
         for process in processes:
             assert process.stdout is not None
-            line = process.stdout.readline()
-            assert line.strip() == "ready", (line, process.stderr.read() if process.stderr else "")
+            # Airflow 2 logs to stdout as it starts: skip to the worker's own word.
+            while (line := process.stdout.readline()) and line.strip() != "ready":
+                pass
+            assert line.strip() == "ready", _tail(logs[processes.index(process)])
         before = len(api_requests(coupa))
         for process in processes:
             assert process.stdin is not None
@@ -96,13 +100,15 @@ def _run_processes(coupa: CoupaEmulator, redis_port: int, count: int, seconds: f
             process.stdin.flush()
         results = []
         for process in processes:
-            out, err = process.communicate(timeout=seconds + 120)
-            assert process.returncode == 0, err[-2000:]
+            out, _ = process.communicate(timeout=seconds + 120)
+            assert process.returncode == 0, _tail(logs[processes.index(process)])
             results.append(json.loads(out.strip().splitlines()[-1]))
     finally:
         for process in processes:
             if process.poll() is None:
                 process.kill()
+        for log in logs:
+            log.close()
     seen = api_requests(coupa)[before:]
     answered = [r for r in seen if r.status is not None]
     times = [r.at for r in answered]
@@ -119,6 +125,11 @@ def _run_processes(coupa: CoupaEmulator, redis_port: int, count: int, seconds: f
         "rate": len(ok) / span if span > 0 else 0.0,
         "peak": peak_per_window(times),
     }
+
+
+def _tail(log: Any) -> str:
+    log.seek(0)
+    return str(log.read())[-2000:]
 
 
 @pytest.fixture
