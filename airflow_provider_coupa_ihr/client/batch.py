@@ -24,7 +24,7 @@ from airflow_provider_coupa_ihr.client.errors import CoupaError, CoupaValidation
 from airflow_provider_coupa_ihr.client.flow import HttpRequest, HttpResponse, TransportFailure
 from airflow_provider_coupa_ihr.client.operations import RECORD_ACTIONS, is_same_write
 from airflow_provider_coupa_ihr.client.paging import Walk
-from airflow_provider_coupa_ihr.client.payloads import build_payload
+from airflow_provider_coupa_ihr.client.payloads import build_payload, with_default_contact
 from airflow_provider_coupa_ihr.client.query import PAGE_SIZE
 from airflow_provider_coupa_ihr.client.records import RECORDS_PATH, to_python_keys
 from airflow_provider_coupa_ihr.client.values import render_epoch
@@ -102,7 +102,7 @@ def plan_records(
         if not isinstance(item, Mapping):
             problems.append(f"item {index}: must be a dict of record fields, got {type(item).__name__}")
             continue
-        fields = {**(defaults or {}), **item}
+        fields = dict(with_default_contact({**(defaults or {}), **item}))
         chosen = str(fields.pop("action", action))
         try:
             if chosen not in RECORD_ACTIONS:

@@ -14,7 +14,7 @@ from typing import Any
 from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
 from airflow_provider_coupa_ihr.client.flow import Operation, Verification
 from airflow_provider_coupa_ihr.client.paging import Walk
-from airflow_provider_coupa_ihr.client.payloads import build_payload
+from airflow_provider_coupa_ihr.client.payloads import build_payload, with_default_contact
 from airflow_provider_coupa_ihr.client.query import PAGE_SIZE, build_index_params, fields_param, filter_params
 from airflow_provider_coupa_ihr.client.records import (
     ERROR_FIELDS,
@@ -87,7 +87,7 @@ def create_record(
 ) -> Operation:
     """``POST /integration_history_records[/<action>]`` with one record; ``now`` is the wall-clock time."""
     suffix = _choose(action, RECORD_ACTIONS, "a record")
-    body = build_payload(fields, known=RECORD_FIELDS, extra_document_types=extra_document_types)
+    body = build_payload(with_default_contact(fields), known=RECORD_FIELDS, extra_document_types=extra_document_types)
     return _create(RECORDS_PATH, suffix, body, RECORD_FIELDS, now)
 
 
@@ -101,7 +101,10 @@ def create_error(
     """``POST /integration_errors[/create_alert]``: a record that belongs to an integration run."""
     suffix = _choose(action, ERROR_ACTIONS, "an integration error")
     body = build_payload(
-        fields, known=ERROR_FIELDS, extra_document_types=extra_document_types, what="integration error"
+        with_default_contact(fields),
+        known=ERROR_FIELDS,
+        extra_document_types=extra_document_types,
+        what="integration error",
     )
     return _create(ERRORS_PATH, suffix, body, ERROR_FIELDS, now)
 

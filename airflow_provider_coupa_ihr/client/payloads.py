@@ -16,6 +16,7 @@ from typing import Any
 from airflow_provider_coupa_ihr.client.errors import CoupaValidationError
 from airflow_provider_coupa_ihr.client.records import (
     CONTACT_ALERT_TYPES,
+    DEFAULT_CONTACT_ALERT_TYPE,
     DOCUMENT_TYPES,
     INTEGRATION_FIELDS,
     RECORD_FIELDS,
@@ -26,7 +27,7 @@ from airflow_provider_coupa_ihr.client.records import (
 )
 from airflow_provider_coupa_ihr.client.values import MAX_ID, is_unicode, quoted, whole_number
 
-__all__ = ["build_payload", "normalise_responses"]
+__all__ = ["build_payload", "normalise_responses", "with_default_contact"]
 
 #: The range of each integer field Coupa stores: ids are bigints from 1, a revision counts from 0. Anything else
 #: would be refused by Coupa (or overflow on the way), so it is refused here, before any request.
@@ -204,3 +205,11 @@ def _describe(problem: Problem, wire: Mapping[str, Any], extra_document_types: C
     if isinstance(value, str) and len(value) > 60:
         shown = f", got {len(value)} characters"
     return f"{python_name} {problem.message}{shown}"
+
+
+def with_default_contact(fields: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``fields`` with ``contact_alert_type`` set to :data:`~.records.DEFAULT_CONTACT_ALERT_TYPE` when not given:
+    one default for every way of writing a record (Coupa itself refuses a record without one)."""
+    if fields.get("contact_alert_type") is None and fields.get("contact-alert-type") is None:
+        return {**fields, "contact_alert_type": DEFAULT_CONTACT_ALERT_TYPE}
+    return fields

@@ -15,6 +15,7 @@ from airflow_provider_coupa_ihr.client.values import whole_number
 
 __all__ = [
     "CONTACT_ALERT_TYPES",
+    "DEFAULT_CONTACT_ALERT_TYPE",
     "DOCUMENT_TYPES",
     "ERRORS_PATH",
     "ERROR_FIELDS",
@@ -81,6 +82,9 @@ DOCUMENT_TYPES: tuple[str, ...] = (
 
 #: The contact types an integration's contacts carry; ``create_alert`` notifies the contacts of the record's type.
 CONTACT_ALERT_TYPES: tuple[str, ...] = ("Technical", "Functional", "Both")
+#: The contact type a record gets when none is given, everywhere (client, hook, operators, bulk, notifier,
+#: listener): Functional, the business users who can fix the document in Coupa. Coupa requires one on every record.
+DEFAULT_CONTACT_ALERT_TYPE = "Functional"
 
 #: Coupa's filter operators (``field[op]=value``); plain ``field=value`` is equality.
 QUERY_OPERATORS: tuple[str, ...] = (

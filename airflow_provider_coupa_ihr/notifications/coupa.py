@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from airflow.providers.common.compat.sdk import BaseNotifier
 
+from airflow_provider_coupa_ihr.client.records import DEFAULT_CONTACT_ALERT_TYPE
 from airflow_provider_coupa_ihr.notifications.outcome import (
     MAX_RESPONSE_CODE_CHARS,
     MAX_RESPONSE_MESSAGE_CHARS,
@@ -81,7 +82,7 @@ class CoupaNotifier(BaseNotifier):
         document_type: str,
         document_id: int | str,
         coupa_conn_id: str = "coupa_default",
-        contact_alert_type: str = "Technical",
+        contact_alert_type: str = DEFAULT_CONTACT_ALERT_TYPE,
         success_status: str = "Success",
         failure_status: str = "Error",
         success_action: str = "create",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from airflow_provider_coupa_ihr.client.records import DEFAULT_CONTACT_ALERT_TYPE
 from airflow_provider_coupa_ihr.operators.base import CoupaBaseOperator, merge_extra_fields
 
 __all__ = [
@@ -70,7 +71,7 @@ class CoupaCreateRecordOperator(CoupaBaseOperator):
         *,
         document_type: str,
         document_id: int | str,
-        contact_alert_type: str = "Functional",
+        contact_alert_type: str = DEFAULT_CONTACT_ALERT_TYPE,
         status: str | None = None,
         responses: Any = None,
         integration: str | None = None,

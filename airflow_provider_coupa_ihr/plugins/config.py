@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_coupa_ihr import __version__
+from airflow_provider_coupa_ihr.client.records import DEFAULT_CONTACT_ALERT_TYPE
 
 __all__ = ["DEFAULTS", "SECTION", "listener_config"]
 
@@ -59,7 +60,7 @@ _OPTIONS: dict[str, tuple[str, str, str, str | None]] = {
     ),
     "listener_contact_alert_type": (
         "string",
-        "Technical",
+        DEFAULT_CONTACT_ALERT_TYPE,
         "Whose contacts Coupa alerts for a failed task: Technical, Functional or Both.",
         "Both",
     ),

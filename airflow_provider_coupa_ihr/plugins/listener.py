@@ -28,6 +28,7 @@ from typing import Any, TypeVar, cast
 
 from airflow.providers.common.compat.sdk import hookimpl
 
+from airflow_provider_coupa_ihr.client.records import DEFAULT_CONTACT_ALERT_TYPE
 from airflow_provider_coupa_ihr.plugins.config import DEFAULTS, SECTION
 
 __all__ = ["CONFIG_SECTION", "CoupaListener", "ListenerSettings", "coupa_listener"]
@@ -60,7 +61,7 @@ class ListenerSettings:
     document_type: str | None = None
     document_id: str | None = None
     integration: str | None = None
-    contact_alert_type: str = "Technical"
+    contact_alert_type: str = DEFAULT_CONTACT_ALERT_TYPE
     log_success: bool = True
 
     @classmethod
@@ -83,7 +84,7 @@ class ListenerSettings:
             document_type=text("listener_document_type") or None,
             document_id=text("listener_document_id") or None,
             integration=text("listener_integration") or None,
-            contact_alert_type=text("listener_contact_alert_type", "Technical"),
+            contact_alert_type=text("listener_contact_alert_type", DEFAULT_CONTACT_ALERT_TYPE),
             log_success=conf.getboolean(CONFIG_SECTION, "listener_log_success", fallback=True),
         )
 

@@ -470,3 +470,4 @@ def test_a_config_within_a_bound_cuts_timeouts_and_the_retry_budget():
     assert (bounded.base_url, bounded.client_secret) == (config.base_url, config.client_secret)
     with pytest.raises(CoupaConfigError, match="seconds"):
         config.within(0)
+

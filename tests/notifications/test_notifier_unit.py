@@ -90,7 +90,7 @@ def test_a_success_is_a_create_with_status_success() -> None:
     action, fields = _notifier(integration="ERP").record_request({"ti": _ti(), "exception": None})
     assert action == "create"
     assert fields["status"] == "Success"
-    assert fields["contact_alert_type"] == "Technical"
+    assert fields["contact_alert_type"] == "Functional"  # the one default (client.records.DEFAULT_CONTACT_ALERT_TYPE)
     assert fields["integration"] == "ERP"
     assert fields["responses"][0]["response_code"] == "AIRFLOW-SUCCESS"
 

@@ -34,7 +34,7 @@ def test_an_opted_in_dag_logs_each_final_outcome_once(coupa_connection, coupa_em
     assert success["integration"]["code"] == "AIRFLOW-TEST"
     assert "coupa_listener_tagged.extract succeeded" in success["responses"][0]["response-message"]
     assert alert["status"] == "Error"
-    assert alert["contact-alert-type"] == "Technical"
+    assert alert["contact-alert-type"] == "Functional"  # the one default
     (response,) = alert["responses"]
     assert response["response-code"] == "RuntimeError"
     assert "coupa_listener_tagged.load failed" in response["response-message"]

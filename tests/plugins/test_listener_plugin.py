@@ -133,7 +133,7 @@ def test_a_failure_that_will_be_retried_is_not_logged_and_the_final_one_is() -> 
     assert listener.record_request(_ti(op, "up_for_retry"), ON, failed=True, error=ValueError("x")) is None
     action, fields = listener.record_request(_ti(op, "failed"), ON, failed=True, error=ValueError("x"))
     assert action == "create_alert"
-    assert (fields["status"], fields["document_id"], fields["contact_alert_type"]) == ("Error", 9, "Technical")
+    assert (fields["status"], fields["document_id"], fields["contact_alert_type"]) == ("Error", 9, "Functional")
     assert fields["responses"][0]["response_code"] == "ValueError"
 
 
