@@ -7,10 +7,10 @@ one when it fails for good (``create_alert``, status ``Error``, the error as a r
 will retry is not logged: only the final outcome is. A task (or DAG) opts out with the param ``coupa_log: false``.
 
 The document the record is about comes from the task's params (``coupa_document_type``, ``coupa_document_id``,
-DAG-level or task-level; their values, not a triggering run's conf) or from ``[coupa] listener_document_type``
-and ``listener_document_id``; a task with neither is skipped with a warning. ``coupa_integration`` (param) or
-``[coupa] listener_integration`` names the integration. Tasks inside a ``coupa_integration_run`` group attach
-their record to that run.
+DAG-level or task-level, a triggering run's conf winning over their defaults) or from
+``[coupa] listener_document_type`` and ``listener_document_id``; a task with neither is skipped with a
+warning. ``coupa_integration`` (param) or ``[coupa] listener_integration`` names the integration. Tasks inside a
+``coupa_integration_run`` group attach their record to that run.
 
 The listener runs inside Airflow (the task's own process on Airflow 3; the task runner on Airflow 2), so it
 must never fail or stall a task: each event is bounded by ``[coupa] listener_timeout`` seconds (default 5) in
@@ -142,7 +142,7 @@ class CoupaListener:
         if not failed and not settings.log_success:
             return None
         task = getattr(ti, "task", None)
-        params = _params(task)
+        params = {**_params(task), **_run_conf(ti)}
         if not opted_in(ti, task, params, settings):
             return None
         document_type = params.get("coupa_document_type") or settings.document_type
@@ -179,19 +179,23 @@ def opted_in(ti: Any, task: Any, params: Mapping[str, Any], settings: ListenerSe
     return settings.dag_tag in tags
 
 
+#: The params (and run conf keys) the listener reads.
+_LISTENER_KEYS = (
+    "coupa_log",
+    "coupa_document_type",
+    "coupa_document_id",
+    "coupa_integration",
+    "coupa_contact_alert_type",
+)
+
+
 def _params(task: Any) -> dict[str, Any]:
     """The task's params (DAG params merged with the task's own) as plain values; {} when unknown."""
     raw = getattr(task, "params", None)
     if not raw:
         return {}
     out: dict[str, Any] = {}
-    for key in (
-        "coupa_log",
-        "coupa_document_type",
-        "coupa_document_id",
-        "coupa_integration",
-        "coupa_contact_alert_type",
-    ):
+    for key in _LISTENER_KEYS:
         try:
             value = raw.get(key)
         except Exception:  # a Param without a value fails to resolve: treat as unset
@@ -224,3 +228,22 @@ def _write(
 
 #: The instance the plugin registers.
 coupa_listener = CoupaListener()
+
+
+def _run_conf(ti: Any) -> dict[str, Any]:
+    """The listener's keys from the triggering run's conf (``airflow dags trigger --conf``, the UI's trigger form):
+    they win over the params' defaults, as Airflow's ``dag_run_conf_overrides_params`` makes them win for tasks.
+
+    Best effort: a run whose conf cannot be read is logged from the params alone.
+    """
+    try:
+        dag_run = getattr(ti, "dag_run", None)  # Airflow 2's TaskInstance
+        if dag_run is None and callable(getattr(ti, "get_template_context", None)):
+            dag_run = ti.get_template_context().get("dag_run")  # Airflow 3's RuntimeTaskInstance
+        conf = getattr(dag_run, "conf", None)
+    except Exception as exc:
+        log.debug("Coupa listener: the run's conf could not be read (%s); using the params", type(exc).__name__)
+        return {}
+    if not isinstance(conf, Mapping):
+        return {}
+    return {key: conf[key] for key in _LISTENER_KEYS if conf.get(key) not in (None, "")}

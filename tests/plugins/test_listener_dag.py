@@ -87,3 +87,11 @@ def test_a_coupa_that_never_answers_costs_a_task_at_most_the_bound(coupa_connect
     assert run_state(run) == "success"
     assert took <= baseline + BOUND + SLACK, (took, baseline)
     assert took >= baseline + BOUND * 0.5  # it did wait for Coupa, up to the bound
+
+
+def test_a_triggering_runs_conf_names_the_document(coupa_connection, coupa_emulator, monkeypatch):
+    _on(monkeypatch)
+    run = load_dag("test_dags/listener_dags.py", "coupa_listener_tagged").test(run_conf={"coupa_document_id": 4242})
+    assert run_state(run) == "failed"
+    ids = {record["document-id"] for record in coupa_emulator.records()}
+    assert ids == {4242}, ids  # the conf, not the params' default, on the success and on the alert

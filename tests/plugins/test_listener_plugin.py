@@ -162,3 +162,23 @@ def test_bad_input_is_warned_about_and_nothing_reaches_coupa(
     coupa_listener.on_task_instance_failed(previous_state=None, task_instance=ti, error=ValueError("x"))
     coupa_listener.on_task_instance_success(previous_state=None, task_instance=_ti(ti.task))
     assert coupa_emulator.requests() == []
+
+
+def test_the_triggering_runs_conf_wins_over_the_params_defaults() -> None:
+    op = _task(["coupa-log"], DOC)
+    ti = _ti(op)
+    ti.dag_run = SimpleNamespace(conf={"coupa_document_id": 77, "coupa_integration": "FROM-CONF", "other": 1})
+    _action, fields = CoupaListener().record_request(ti, ON, failed=False, error=None)
+    assert (fields["document_type"], fields["document_id"], fields["integration"]) == ("Supplier", 77, "FROM-CONF")
+
+
+def test_a_run_conf_that_cannot_be_read_leaves_the_params() -> None:
+    class Unreadable:
+        @property
+        def conf(self) -> Any:
+            raise RuntimeError("detached")
+
+    ti = _ti(_task(["coupa-log"], DOC))
+    ti.dag_run = Unreadable()
+    _action, fields = CoupaListener().record_request(ti, ON, failed=False, error=None)
+    assert fields["document_id"] == 9
