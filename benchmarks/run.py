@@ -14,6 +14,8 @@ written to ``benchmarks/results/latest.json``. ``--quick`` shrinks every workloa
 | bulk operator throughput vs the rate limit, 429s that reached it | bulk_throughput.py |
 | 1,000 concurrent deferred waits: memory per wait, CPU per poll | deferred_waits.py |
 | import cost of the modules a DAG file imports, over ``import airflow.sdk`` | import_cost.py |
+| shared budget per call vs the local bucket | limiter_cost.py |
+| 1,000 records on a Celery fleet: bulk operator vs mapped HttpOperator vs HttpHook loop | fleet_comparison.py |
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "ERROR")
 import bulk_throughput  # noqa: E402
 import client_overhead  # noqa: E402
 import deferred_waits  # noqa: E402
+import fleet_comparison  # noqa: E402
 import import_cost  # noqa: E402
+import limiter_cost  # noqa: E402
 import paging  # noqa: E402
 
 
@@ -64,6 +68,12 @@ def main() -> int:
     results["deferred_waits"] = waits = dataclasses.asdict(waits_result)
     print("import cost...", flush=True)
     results["imports"] = imports = import_cost.measure(3 if quick else 7)
+    print("shared limiter cost...", flush=True)
+    results["limiter"] = limiter = limiter_cost.measure(100 if quick else 300, 3 if quick else 5)
+    print("three ways on a Celery fleet (minutes: the mapped HttpOperator runs a task per record)...", flush=True)
+    results["fleet_comparison"] = fleet = fleet_comparison.measure(100 if quick else 1000)
+    print(fleet_comparison.table(fleet), flush=True)
+    ways = fleet["ways"]
 
     worst_import = max(v.get("import_ms_median", float("inf")) for v in imports.values())
     http_at_parse = sorted({lib for v in imports.values() for lib in v.get("http_libraries_added", [])})
@@ -115,6 +125,37 @@ def main() -> int:
             f"{worst_import:.1f} ms; {', '.join(http_at_parse) or 'none'}",
             "< 30 ms; none",
             _verdict(worst_import < 30 and not http_at_parse),
+        ),
+        (
+            "per call: shared budget (Redis) / local bucket (client CPU; wall)",
+            f"{limiter['shared_over_local_cpu']:.2f}x; {limiter['shared_over_local_wall']:.2f}x",
+            "<= 1.2x",
+            _verdict(limiter["shared_over_local_cpu"] <= 1.2),
+        ),
+        (
+            f"fleet, {fleet['records']:,} records: mapped HttpOperator / bulk operator (time)",
+            f"{fleet['bulk_speedup_over_mapped']:.1f}x ({ways['mapped']['first_to_last_request_s']:.0f} s vs "
+            f"{ways['bulk']['first_to_last_request_s']:.0f} s)",
+            ">= 5x",
+            _verdict(fleet["bulk_speedup_over_mapped"] >= 5),
+        ),
+        (
+            "fleet: bulk operator's 429s received; records exactly once",
+            f"{ways['bulk']['answered_429']}; {'yes' if ways['bulk']['exactly_once'] else 'no'}",
+            "0; yes",
+            _verdict(ways["bulk"]["answered_429"] == 0 and ways["bulk"]["exactly_once"]),
+        ),
+        (
+            "fleet: HttpHook loop / bulk operator (time); the loop's 429s",
+            f"{fleet['bulk_speedup_over_loop']:.2f}x; {ways['loop']['answered_429']}",
+            "-",
+            "-",
+        ),
+        (
+            "fleet: Airflow task instances (bulk / loop / mapped)",
+            " / ".join(str(ways[k]["task_instances"]) for k in ("bulk", "loop", "mapped")),
+            "-",
+            "-",
         ),
     ]
     width = max(len(r[0]) for r in rows)
