@@ -150,17 +150,37 @@ class CoupaHook(BaseHook):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    async def _aconnection(self, conn_id: str) -> Any:
+        """A connection read without blocking the event loop (the triggerer's), as Airflow recommends.
+
+        Under ``dag.test()`` Airflow 3 runs a deferred trigger in the test's own process, outside any task, where
+        the Task SDK sees only environment variables and secrets backends, not the connections that
+        ``airflow connections add`` stored in the metadata database; there the core's Connection model still
+        can, so a connection the SDK cannot find is looked up there before giving up.
+        """
+        from airflow.providers.common.compat.connection import get_async_connection
+
+        try:
+            return await get_async_connection(conn_id, self)
+        except Exception as exc:
+            if type(exc).__name__ != "AirflowNotFoundException":
+                raise
+            import asyncio
+
+            found = await asyncio.to_thread(_connection_from_metadata_db, conn_id)
+            if found is None:
+                raise
+            return found
+
     async def aget_client(self, *, within: float | None = None) -> AsyncCoupaClient:
         """A new async client (the caller closes it), reading the connection without blocking the event loop;
         ``within`` cuts its timeouts and retry budget to that many seconds."""
-        from airflow.providers.common.compat.connection import get_async_connection
-
         from airflow_provider_coupa_ihr.client.aio import AsyncCoupaClient
 
-        conn = await get_async_connection(self.coupa_conn_id, self)
+        conn = await self._aconnection(self.coupa_conn_id)
         extra = parse_extra(self.coupa_conn_id, getattr(conn, "extra", None))
         redis_id = _redis_conn_id(extra)
-        redis_conn = await get_async_connection(redis_id, self) if redis_id else None
+        redis_conn = await self._aconnection(redis_id) if redis_id else None
         config = self._config_from(conn, extra, redis_conn)
         return AsyncCoupaClient(config if within is None else config.within(within), mask_secret=mask_every_spelling)
 
@@ -391,3 +411,13 @@ def _redis_conn_id(extra: Mapping[str, Any]) -> str | None:
     """The Redis connection holding the fleet's shared rate budget, if the connection names one."""
     value = read_extra(extra, "rate_limit_redis_conn_id")
     return value.strip() or None if isinstance(value, str) else None
+
+
+def _connection_from_metadata_db(conn_id: str) -> Any:
+    """The connection as Airflow's core reads it (secrets backends, then the metadata database), or None."""
+    try:
+        from airflow.models.connection import Connection
+
+        return Connection.get_connection_from_secrets(conn_id)
+    except Exception:  # not found there either, or no database in this process: the SDK's error stands
+        return None

@@ -142,3 +142,35 @@ def test_a_timeout_fails_the_sensor_without_retries(coupa_emulator):
     run = load_dag(DAGS, "coupa_wait_hard_timeout").test(run_conf={"record_ids": ids})
     assert task_states(run)["wait"] == "failed"
     assert try_numbers(run)["wait"] == 1  # a sensor timeout is final, retries=2 notwithstanding
+
+
+def test_deferrable_wait_with_the_connection_stored_in_the_metadata_database(
+    coupa_emulator, coupa_user, coupa_connection, monkeypatch
+):
+    """As the README's first hour stores it (``airflow connections add``), not as an ``AIRFLOW_CONN_`` variable:
+    ``dag.test()`` runs the trigger in-process, where the connection must still be found."""
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+
+    ids = error_records(2)  # through a hook in this test process, before the variable goes
+    coupa_user(ids)
+    monkeypatch.delenv("AIRFLOW_CONN_COUPA_DEFAULT")
+    with create_session() as session:
+        session.query(Connection).filter(Connection.conn_id == "coupa_default").delete()
+        session.add(
+            Connection(
+                conn_id="coupa_default",
+                conn_type=coupa_connection.conn_type,
+                host=coupa_connection.host,
+                login=coupa_connection.login,
+                password=coupa_connection.password,
+                extra=coupa_connection.extra,
+            )
+        )
+    try:
+        run = load_dag(DAGS, "coupa_wait_deferrable").test(run_conf={"record_ids": ids})
+        assert run_state(run) == "success", task_states(run)
+        assert [r["id"] for r in xcom_value(run, "wait")] == ids
+    finally:
+        with create_session() as session:
+            session.query(Connection).filter(Connection.conn_id == "coupa_default").delete()
