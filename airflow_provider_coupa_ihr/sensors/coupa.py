@@ -110,6 +110,8 @@ class CoupaRecordsResolvedSensor(BaseSensorOperator):
     # ---------------------------------------------------------------------------------------------- running
     def execute(self, context: Any) -> Any:
         self._wait_started = self._first_check_time(context)
+        if (warning := self_resolving_wait_warning(self.dag if self.has_dag() else None)) is not None:
+            self.log.warning("%s", warning)
         try:
             if self.deferrable:
                 return self._execute_deferrable(context)
@@ -229,3 +231,23 @@ def _seconds(value: timedelta | float | None) -> float | None:
     if value is None:
         return None
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def self_resolving_wait_warning(dag: Any) -> str | None:
+    """Why this wait may never end, when its DAG can only resolve the records in its own next run, or None.
+
+    Coupa's integration guides resolve a document's earlier errors when the next run exports it successfully
+    (``resolve_previous=True``). A DAG that both waits for resolution and resolves earlier records itself, with
+    ``max_active_runs=1``, holds its next run back until the wait ends, which only that next run would end.
+    """
+    if dag is None or getattr(dag, "max_active_runs", None) != 1:
+        return None
+    resolvers = sorted(t.task_id for t in getattr(dag, "tasks", ()) if getattr(t, "resolve_previous", False) is True)
+    if not resolvers:
+        return None
+    return (
+        f"DAG {dag.dag_id!r} has max_active_runs=1 and resolves earlier records itself ({', '.join(resolvers)}: "
+        "resolve_previous=True): if the records this sensor waits for are only resolved by the DAG's next run, "
+        "that run cannot start while this one waits, and the wait lasts until its timeout. Let a Coupa user "
+        "resolve them, or let the next run resolve them without waiting (see the docs: waiting)."
+    )
