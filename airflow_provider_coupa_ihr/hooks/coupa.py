@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from airflow_provider_coupa_ihr.client.aio import AsyncCoupaClient
+    from airflow_provider_coupa_ihr.client.batch import EarlierWrites
     from airflow_provider_coupa_ihr.client.config import ClientConfig
     from airflow_provider_coupa_ihr.client.resolution import ResolutionTarget, WaitState
     from airflow_provider_coupa_ihr.client.sync import CoupaClient
@@ -352,6 +353,13 @@ class CoupaHook(BaseHook):
     def find_existing_records(self, items: Sequence[Mapping[str, Any]], since: float) -> dict[int, int]:
         """Item index -> id of the record an earlier try wrote for it since ``since`` (epoch s)."""
         return self.client.find_existing_records(items, since)
+
+    def look_up_earlier_writes(
+        self, items: Sequence[Mapping[str, Any]], since: float, *, among: Collection[int] | None = None
+    ) -> EarlierWrites:
+        """What an earlier try wrote for each item since ``since`` (epoch s); chunks whose lookup failed are listed
+        in ``not_looked_up`` instead of failing the whole lookup (``among``: only these item indexes)."""
+        return self.client.look_up_earlier_writes(items, since, among=among)
 
     def create_records(
         self,

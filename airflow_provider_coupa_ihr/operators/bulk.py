@@ -157,8 +157,7 @@ class CoupaBulkCreateRecordsOperator(CoupaBaseOperator):
         outcomes: list[dict[str, Any]] = []
         pending: Collection[int] | None = None
         for lookup_round in range(1, LOOKUP_ROUNDS + 1):
-            # Until the hook has the verb (requested): the client's, which the hook would only forward.
-            earlier = hook.client.look_up_earlier_writes(items, since, among=pending)
+            earlier = hook.look_up_earlier_writes(items, since, among=pending)
             self.log.info(
                 "Retry, lookup %d: %d of %d items were written by an earlier try, %d are to write",
                 lookup_round,
