@@ -21,7 +21,7 @@ from airflow_provider_coupa_ihr import __version__  # noqa: E402 - after the pat
 
 project = "airflow-provider-coupa-ihr"
 author = "airflow-provider-coupa-ihr developers"
-copyright = "2026, airflow-provider-coupa-ihr developers"  # noqa: A001 - Sphinx's name
+copyright = "2026, airflow-provider-coupa-ihr developers"
 release = version = __version__
 
 extensions = ["myst_parser", "sphinx.ext.autodoc"]
