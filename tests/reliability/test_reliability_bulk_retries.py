@@ -93,8 +93,8 @@ def tiny_backoffs(monkeypatch: pytest.MonkeyPatch) -> None:
 
     read = CoupaHook._config_from
 
-    def fast(self: CoupaHook, conn: Any, extra: Any) -> Any:
-        config = read(self, conn, extra)
+    def fast(self: CoupaHook, conn: Any, extra: Any, *rest: Any) -> Any:
+        config = read(self, conn, extra, *rest)
         retry = dataclasses.replace(config.retry, backoff_base=0.01, backoff_cap=0.05, token_settle=0.0)
         return dataclasses.replace(config, retry=retry)
 
