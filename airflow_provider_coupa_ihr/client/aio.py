@@ -9,6 +9,9 @@ hundreds, because a fresh pool (mostly its TLS context) is costly to start and t
 Bounded like the sync client: each attempt runs under ``asyncio.timeout`` for the time the call gives it
 (:mod:`.deadlines`), so a trickling server cannot hold a trigger past its bound, and bodies are read raw and
 inflated under ``max_response_bytes`` by the reader both clients share (:mod:`.bodies`).
+
+Why one module of this size: it is the async twin of :mod:`.sync`, one class whose length is the verbs it mirrors
+plus the per-event-loop pool sharing; every decision behind the verbs lives in the pure modules both share.
 """
 
 from __future__ import annotations

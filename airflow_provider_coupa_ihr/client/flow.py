@@ -4,6 +4,9 @@ A call is a generator that *yields effects* (:class:`Send` this request, :class:
 :class:`Token`) and receives their results. The sync client runs it with ``requests`` and ``time.sleep``, the
 async client with ``httpx`` and ``asyncio.sleep``; every decision lives here, so the two can never drift apart
 (the "sans-IO" design of h11 and httpx). Tests drive the generator by hand, without sockets.
+
+Why one module of this size: the effects, the call and the token fetch are one protocol that both drivers run;
+splitting them would put the halves of one state machine in two files.
 """
 
 from __future__ import annotations

@@ -28,6 +28,9 @@ them beside this script.
 
 ``redis`` is the optional extra ``[redis]`` and is imported only when a :class:`SharedThrottle` first talks to
 Redis; without it, nothing here is imported by the rest of the package.
+
+Why one module of this size: the Redis script, the connection handling, and the handovers to and from the local
+share are one limiter whose correctness depends on their order; nothing else in the package imports Redis.
 """
 
 from __future__ import annotations

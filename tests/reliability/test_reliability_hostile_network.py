@@ -17,7 +17,6 @@ figure in the run's "reliability" section:
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import os
@@ -26,12 +25,10 @@ import sys
 import textwrap
 import threading
 import time
-import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import quote, quote_plus
 
 import pytest
 from hostile_servers import (
@@ -50,40 +47,7 @@ from airflow_provider_coupa_ihr.client import AsyncCoupaClient, ClientConfig, Co
 HERE = Path(__file__).resolve().parent
 #: A secret with every character that encodings treat specially.
 SECRET = "Sec+ret/@=&%é-" + "x7Q"
-API_KEY = "Key+with/@=&%é-" + "z9"
 NO_RETRY = RetryPolicy(max_attempts=1)
-
-
-def encodings(secret: str) -> dict[str, str]:
-    """Every spelling of ``secret`` a leak could take."""
-    return {
-        "raw": secret,
-        "quote": quote(secret, safe=""),
-        "quote_plus": quote_plus(secret),
-        "quote_keep_slash": quote(secret),
-        "json": json.dumps(secret)[1:-1],
-        "json_ascii": json.dumps(secret, ensure_ascii=True)[1:-1],
-        "repr": repr(secret)[1:-1],
-        "base64": base64.b64encode(secret.encode()).decode(),
-        "basic": base64.b64encode(f"client-id:{secret}".encode()).decode(),
-        "latin1_utf8": secret.encode().decode("latin-1"),
-    }
-
-
-def hits(text: str, secrets: Iterable[str]) -> dict[str, int]:
-    """Encoding name -> occurrences of any secret in ``text`` spelt that way."""
-    found: dict[str, int] = {}
-    for secret in secrets:
-        for name, spelt in encodings(secret).items():
-            count = text.count(spelt)
-            if count:
-                found[name] = found.get(name, 0) + count
-    return found
-
-
-def describe(error: BaseException) -> str:
-    """Every text an error shows: str, repr, args, the formatted traceback with its chain."""
-    return "\n".join([str(error), repr(error), repr(error.args), "".join(traceback.format_exception(error))])
 
 
 # ------------------------------------------------------------------------------------------------ paging
